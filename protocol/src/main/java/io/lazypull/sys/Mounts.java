@@ -1,0 +1,125 @@
+package io.lazypull.sys;
+
+import com.sun.jna.Native;
+import com.sun.jna.NativeLong;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * mount(2) and umount2(2) for EROFS. util-linux {@code mount} on Debian 12 always puts a loop
+ * device under a regular-file source, and then {@code device=} files fail; lazypull calls
+ * mount(2) itself for true file-backed mounts.
+ */
+public final class Mounts {
+  public static final long MS_RDONLY = 1;
+  public static final long MS_NOSUID = 2;
+  public static final long MS_NODEV = 4;
+  public static final int MNT_FORCE = 1;
+  public static final int MNT_DETACH = 2;
+
+  private Mounts() {}
+
+  /**
+   * A file-backed EROFS mount (Linux 6.12+): {@code image} is the primary device (the meta
+   * blob or a full image), {@code devices} are the extra devices in device-table order.
+   */
+  public static void mountErofs(Path image, Path target, List<Path> devices) throws ErrnoException {
+    StringBuilder data = new StringBuilder();
+    for (Path d : devices) {
+      String abs = d.toAbsolutePath().toString();
+      if (abs.contains(",")) {
+        throw new IllegalArgumentException("device path contains a comma: " + abs);
+      }
+      data.append(data.length() == 0 ? "" : ",").append("device=").append(abs);
+    }
+    mount(image.toAbsolutePath().toString(), target.toAbsolutePath().toString(), "erofs",
+        MS_RDONLY, data.toString());
+  }
+
+  /** An fscache-mode EROFS mount: {@code mount -t erofs none -o fsid=F[,domain_id=D]}. */
+  public static void mountErofsFscache(String fsid, String domainId, Path target) throws ErrnoException {
+    String data = "fsid=" + fsid + (domainId == null ? "" : ",domain_id=" + domainId);
+    mount("none", target.toAbsolutePath().toString(), "erofs", MS_RDONLY, data);
+  }
+
+  public static void mount(String source, String target, String fstype, long flags, String data)
+      throws ErrnoException {
+    if (LibC.mount(source, target, fstype, new NativeLong(flags), data.isEmpty() ? null : data) < 0) {
+      throw new ErrnoException("mount", Native.getLastError(),
+          fstype + " " + source + " on " + target + (data.isEmpty() ? "" : " -o " + data));
+    }
+  }
+
+  /** umount2(2). {@code flags}: 0, {@link #MNT_DETACH} (lazy) or {@link #MNT_FORCE}. */
+  public static void umount(Path target, int flags) throws ErrnoException {
+    if (LibC.umount2(target.toAbsolutePath().toString(), flags) < 0) {
+      throw new ErrnoException("umount2", Native.getLastError(), target.toString());
+    }
+  }
+
+  /** True if {@code target} is a mount point in this mount namespace. */
+  public static boolean isMountPoint(Path target) throws IOException {
+    return mountInfo(target) != null;
+  }
+
+  /**
+   * The /proc/self/mountinfo entry whose mount point is {@code target} (the last one, when
+   * mounts are stacked), or null.
+   */
+  public static MountInfo mountInfo(Path target) throws IOException {
+    String want = target.toAbsolutePath().normalize().toString();
+    MountInfo found = null;
+    for (MountInfo mi : mountInfos()) {
+      if (mi.mountPoint().equals(want)) {
+        found = mi;
+      }
+    }
+    return found;
+  }
+
+  /** All entries of /proc/self/mountinfo, in order. */
+  public static List<MountInfo> mountInfos() throws IOException {
+    List<MountInfo> out = new ArrayList<>();
+    for (String line : Files.readAllLines(Path.of("/proc/self/mountinfo"))) {
+      // id parent maj:min root mountpoint options [optional...] - fstype source superopts
+      String[] f = line.split(" ");
+      int dash = -1;
+      for (int i = 6; i < f.length; i++) {
+        if (f[i].equals("-")) {
+          dash = i;
+          break;
+        }
+      }
+      if (f.length < 7 || dash < 0 || dash + 3 > f.length) {
+        continue;
+      }
+      out.add(new MountInfo(unescape(f[4]), f[dash + 1], unescape(f[dash + 2]), f[2],
+          dash + 3 < f.length ? f[dash + 3] : ""));
+    }
+    return out;
+  }
+
+  /** One mount: where, what type, what source, which device number, the superblock options. */
+  public record MountInfo(String mountPoint, String fsType, String source, String majorMinor,
+      String superOptions) {}
+
+  private static String unescape(String s) {
+    if (s.indexOf('\\') < 0) {
+      return s;
+    }
+    StringBuilder b = new StringBuilder();
+    for (int i = 0; i < s.length(); i++) {
+      char c = s.charAt(i);
+      if (c == '\\' && i + 3 < s.length()) {
+        b.append((char) Integer.parseInt(s.substring(i + 1, i + 4), 8));
+        i += 3;
+      } else {
+        b.append(c);
+      }
+    }
+    return b.toString();
+  }
+}
