@@ -1,7 +1,97 @@
 package io.lazypull.cli;
 
-public final class Main {
+import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.Logger;
+import java.io.PrintWriter;
+import org.slf4j.LoggerFactory;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * The {@code lazypull} command. Each subcommand is one class in this package; adding one
+ * touches one line of the table below.
+ */
+@Command(
+    name = "lazypull",
+    mixinStandardHelpOptions = true,
+    versionProvider = Main.Version.class,
+    description = {
+      "On-demand EROFS images: build them, serve them from S3, OCI registries or",
+      "local tar layers through the cachefiles on-demand protocol (or its FUSE",
+      "emulation), and keep serving across daemon crashes.",
+      ""
+    },
+    subcommands = {
+      // images
+      MkfsCommand.class,
+      InspectCommand.class,
+      ExtractCommand.class,
+      // backends
+      FetchCommand.class,
+      StatCommand.class,
+      PushCommand.class,
+      // benchmarks
+      BenchCommand.class,
+      CommandLine.HelpCommand.class,
+    })
+public final class Main implements Runnable {
+  @Option(names = {"-v", "--verbose"}, description = "Log at debug level (repeat for trace).",
+      scope = CommandLine.ScopeType.INHERIT)
+  void setVerbose(boolean[] verbose) {
+    Logger root = (Logger) LoggerFactory.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME);
+    root.setLevel(verbose.length > 1 ? Level.TRACE : Level.DEBUG);
+  }
+
+  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
+  @Override
+  public void run() {
+    throw new CommandLine.ParameterException(spec.commandLine(), "a command is required");
+  }
+
   public static void main(String[] args) {
-    System.out.println("lazypull");
+    System.exit(execute(args));
+  }
+
+  /** Runs the command line and returns the exit code: 0 ok, 1 failure, 2 usage error. */
+  public static int execute(String... args) {
+    return newCommandLine().execute(args);
+  }
+
+  static CommandLine newCommandLine() {
+    CommandLine cl = new CommandLine(new Main());
+    cl.setExecutionExceptionHandler(Main::handleFailure);
+    cl.setParameterExceptionHandler(Main::handleUsageError);
+    return cl;
+  }
+
+  /** A failure is one clear line on stderr (the stack trace only with -v), exit code 1. */
+  private static int handleFailure(Exception e, CommandLine cl, CommandLine.ParseResult parsed) {
+    PrintWriter err = cl.getErr();
+    String name = cl.getCommandSpec().qualifiedName();
+    err.println(name + ": error: " + Errors.describe(e));
+    if (LoggerFactory.getLogger(Main.class).isDebugEnabled()) {
+      e.printStackTrace(err);
+    }
+    err.flush();
+    return 1;
+  }
+
+  private static int handleUsageError(CommandLine.ParameterException e, String[] args) {
+    CommandLine cl = e.getCommandLine();
+    PrintWriter err = cl.getErr();
+    err.println(cl.getCommandSpec().qualifiedName() + ": " + e.getMessage());
+    err.println("Try '" + cl.getCommandSpec().qualifiedName() + " --help' for more information.");
+    err.flush();
+    return 2;
+  }
+
+  static final class Version implements CommandLine.IVersionProvider {
+    @Override
+    public String[] getVersion() {
+      String v = Main.class.getPackage().getImplementationVersion();
+      return new String[] {"lazypull " + (v == null ? "dev" : v)};
+    }
   }
 }
