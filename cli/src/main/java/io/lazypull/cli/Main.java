@@ -23,6 +23,15 @@ import picocli.CommandLine.Option;
       ""
     },
     subcommands = {
+      // serving
+      UpCommand.class,
+      DemoCommand.class,
+      ShimCommand.class,
+      DaemonCommand.class,
+      HolderCommand.class,
+      UpgradeCommand.class,
+      MountCommand.class,
+      UmountCommand.class,
       // images
       MkfsCommand.class,
       InspectCommand.class,
