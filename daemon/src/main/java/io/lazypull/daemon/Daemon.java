@@ -1,0 +1,307 @@
+package io.lazypull.daemon;
+
+import io.lazypull.daemon.device.Device;
+import io.lazypull.daemon.device.DeviceDeadException;
+import io.lazypull.daemon.device.Request;
+import io.lazypull.sys.Errno;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ThreadFactory;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The request loop: reads OPEN, CLOSE and READ requests from a {@link Device} and answers
+ * them, the same for the kernel, the fuse-shim and the fanotify relay.
+ *
+ * <pre>
+ *   loop thread:  awaitReadable -> read -> OPEN  -> open pool:  resolve, size, copen (or copen -errno)
+ *                                       -> READ  -> fetch pool: cached? complete : fetch, verify, write, complete
+ *                                       -> CLOSE -> drop the object (its fd closes after its last READ)
+ * </pre>
+ *
+ * Every delivered OPEN is answered exactly once and every delivered READ is completed exactly
+ * once, also when resolving or fetching fails: a READ completed without its data is the only
+ * way to give the reader EIO instead of a hang. READs are idempotent: one whose range is
+ * already cached (a re-delivery after a crash, or a range another READ fetched) completes at
+ * once.
+ */
+public final class Daemon implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(Daemon.class);
+  private static final long POLL_MILLIS = 500;
+
+  private final Device device;
+  private final Domains domains;
+  private final Metrics metrics = new Metrics();
+  private final Map<Integer, CacheObject> objects = new ConcurrentHashMap<>();
+  private final Map<String, Long> sizes = new ConcurrentHashMap<>(); // blobs are immutable
+  private final ExecutorService openPool;
+  private final ExecutorService fetchPool;
+  private final Fetcher fetcher;
+  private final Path privateStateDir; // deleted on close when we made it
+  private final AtomicLong inFlight = new AtomicLong(); // requests read but not yet answered
+  private volatile boolean stopping;
+
+  /**
+   * @param indexReader reads piece digests of data blobs out of a verified meta blob (the cli
+   *     wires erofs-tools' blob index here); null if none
+   */
+  public Daemon(Device device, Domains domains, DaemonConfig config, BlobIndexReader indexReader)
+      throws IOException {
+    this.device = device;
+    this.domains = domains;
+    Path state = config.stateDir();
+    this.privateStateDir = state == null ? Files.createTempDirectory("lazypull-daemon") : null;
+    if (state == null) {
+      state = privateStateDir;
+    }
+    Path tmp = Files.createDirectories(state.resolve("tmp"));
+    this.openPool = Executors.newFixedThreadPool(Math.min(4, config.threads()), named("open"));
+    this.fetchPool = Executors.newFixedThreadPool(config.threads(), named("fetch"));
+    this.fetcher = new Fetcher(config, fetchPool, new PieceCatalog(state),
+        indexReader == null ? BlobIndexReader.NONE : indexReader, tmp, metrics);
+  }
+
+  /**
+   * Serves until {@link #stop()} is called or the device dies (then a {@link
+   * DeviceDeadException} is thrown).
+   */
+  public void run() throws IOException {
+    log.info("serving {}", device.describe());
+    while (!stopping) {
+      if (!device.awaitReadable(POLL_MILLIS)) {
+        continue;
+      }
+      Request r;
+      while (!stopping && (r = device.read()) != null) {
+        dispatch(r);
+      }
+    }
+  }
+
+  private void dispatch(Request r) {
+    log.debug("{}", r);
+    if (r instanceof Request.Open open) {
+      inFlight.incrementAndGet();
+      openPool.execute(() -> {
+        try {
+          onOpen(open);
+        } finally {
+          inFlight.decrementAndGet();
+        }
+      });
+    } else if (r instanceof Request.Read read) {
+      onRead(read);
+    } else if (r instanceof Request.Close close) {
+      onClose(close);
+    }
+  }
+
+  private void onOpen(Request.Open open) {
+    Domains.BlobRef blob = null;
+    long size;
+    try {
+      blob = domains.resolve(open.volumeKey(), open.cookieKey());
+      Domains.BlobRef b = blob;
+      size = sizeOf(b);
+    } catch (IOException | RuntimeException e) {
+      int errno = errnoOf(blob, e);
+      metrics.openFailures.increment();
+      log.warn("OPEN {} / {} failed: {} -> {}", open.volumeKey(), io.lazypull.protocol.MessageCodec.printable(open.cookieKey()),
+          e.getMessage(), Errno.name(errno));
+      try {
+        device.copenError(open.msgId(), errno);
+      } catch (IOException ce) {
+        log.warn("copen {},-{} failed: {}", open.msgId(), errno, ce.getMessage());
+      } finally {
+        open.anonFd().close(); // after copen: the kernel fails an OPEN whose fd is already closed
+      }
+      return;
+    }
+    CacheObject obj = new CacheObject(open.objectId(), open.anonFd(), blob, size);
+    CacheObject old = objects.put(open.objectId(), obj);
+    if (old != null) {
+      // The kernel only reuses an object id after its anon fd was released, so ours is stale.
+      log.debug("object {} re-opened; dropping the stale entry", open.objectId());
+      old.release();
+    }
+    try {
+      device.copen(open.msgId(), size);
+      metrics.opens.increment();
+      log.info("OPEN domain {} blob {} size {} (object {}, from {})", blob.domain(), blob.digest(), size,
+          open.objectId(), blob.source().describe());
+    } catch (IOException e) {
+      log.warn("copen {},{} for {} failed: {}", open.msgId(), size, blob, e.getMessage());
+      if (objects.remove(open.objectId(), obj)) {
+        obj.release();
+      }
+    }
+  }
+
+  private long sizeOf(Domains.BlobRef blob) throws IOException {
+    Long known = sizes.get(blob.digest());
+    if (known != null) {
+      return known;
+    }
+    long size = blob.source().size(blob.digest());
+    sizes.put(blob.digest(), size);
+    return size;
+  }
+
+  private void onRead(Request.Read read) {
+    CacheObject obj = objects.get(read.objectId());
+    if (obj == null || !obj.acquire()) {
+      // Cannot happen with a correct device (READs come after our copen); there is no fd to
+      // complete it on. Loud, because the reader waits until it is killed or the object closes.
+      log.error("READ {} for unknown object {}: cannot complete it", read.msgId(), read.objectId());
+      return;
+    }
+    inFlight.incrementAndGet();
+    long pageEnd = Fetcher.roundUp(obj.size, DaemonConfig.PAGE);
+    long start = read.offset();
+    long end = Math.min(read.end(), pageEnd);
+    try {
+      if (start >= end) {
+        log.warn("READ {} of {} [{}, {}) is beyond its {} bytes", read.msgId(), obj, read.offset(), read.end(), obj.size);
+        complete(obj, read, false);
+        return;
+      }
+      if (obj.isCached(start, end)) {
+        metrics.cacheHits.increment();
+        complete(obj, read, true);
+        return;
+      }
+    } catch (IOException e) {
+      log.warn("READ {} of {}: cannot check the cache: {}", read.msgId(), obj, e.getMessage());
+      complete(obj, read, false);
+      return;
+    }
+    fetcher.fill(obj, start, end).whenComplete((v, e) -> {
+      if (e != null) {
+        Throwable cause = e instanceof java.util.concurrent.CompletionException && e.getCause() != null ? e.getCause() : e;
+        if (cause instanceof java.io.UncheckedIOException u) {
+          cause = u.getCause();
+        }
+        log.warn("READ {} of blob {} [{}, {}) failed: {}", read.msgId(), obj.blob, start, end, cause.toString());
+      }
+      complete(obj, read, e == null);
+    });
+  }
+
+  /** Completes a READ (exactly once) and drops the reference the READ held. */
+  private void complete(CacheObject obj, Request.Read read, boolean ok) {
+    try {
+      obj.fd.completeRead(read.msgId());
+    } catch (IOException e) {
+      // EINVAL: the reader was killed meanwhile (killable waits, Linux 6.10+). Nothing to redo.
+      log.debug("completing READ {} of object {}: {}", read.msgId(), obj.objectId, e.getMessage());
+    } finally {
+      metrics.reads.increment();
+      if (!ok) {
+        metrics.readFailures.increment();
+      }
+      obj.release();
+      inFlight.decrementAndGet();
+    }
+  }
+
+  private void onClose(Request.Close close) {
+    metrics.closes.increment();
+    CacheObject obj = objects.remove(close.objectId());
+    if (obj == null) {
+      log.debug("CLOSE for unknown object {}", close.objectId());
+      return;
+    }
+    log.info("CLOSE object {} (blob {})", close.objectId(), obj.blob);
+    obj.release();
+  }
+
+  /** The one place an exception becomes the errno an OPEN is failed with. */
+  static int errnoOf(Domains.BlobRef blob, Throwable e) {
+    if (e instanceof Domains.UnknownBlobException) {
+      return Errno.ENOENT;
+    }
+    if (blob != null && e instanceof IOException io && blob.source().isNotFound(io)) {
+      return Errno.ENOENT;
+    }
+    return Errno.EIO;
+  }
+
+  /** Counters since start. */
+  public DaemonStats stats() {
+    return metrics.snapshot();
+  }
+
+  /** Number of cache objects currently open. */
+  public int openObjects() {
+    return objects.size();
+  }
+
+  /**
+   * Asks {@link #run()} to return after the request it is handling. Requests already read are
+   * still answered (see {@link #close()}).
+   */
+  public void stop() {
+    stopping = true;
+  }
+
+  /**
+   * Stops, waits (up to {@code timeoutMillis}) until every request read so far is answered,
+   * closes every anon fd (the objects go to CLOSE, as on a crash, so that a successor re-opens
+   * them) and releases this process's device fd. Used for hand-over to a standby and on exit.
+   */
+  @Override
+  public void close() {
+    stopping = true;
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+    while (inFlight.get() > 0 && System.nanoTime() < deadline) {
+      try {
+        Thread.sleep(5);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        break;
+      }
+    }
+    if (inFlight.get() > 0) {
+      log.warn("closing with {} requests still unanswered", inFlight.get());
+    }
+    openPool.shutdownNow();
+    fetchPool.shutdownNow();
+    for (Integer id : objects.keySet()) {
+      CacheObject obj = objects.remove(id);
+      if (obj != null) {
+        obj.release();
+      }
+    }
+    device.close();
+    if (privateStateDir != null) {
+      deleteTree(privateStateDir);
+    }
+    log.info("stopped: {}", metrics.snapshot());
+  }
+
+  private static void deleteTree(Path dir) {
+    try (var walk = Files.walk(dir)) {
+      walk.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+    } catch (IOException e) {
+      log.debug("cleaning {}: {}", dir, e.getMessage());
+    }
+  }
+
+  private static ThreadFactory named(String prefix) {
+    AtomicInteger n = new AtomicInteger();
+    return r -> {
+      Thread t = new Thread(r, prefix + "-" + n.incrementAndGet());
+      t.setDaemon(true);
+      return t;
+    };
+  }
+}

@@ -1,0 +1,91 @@
+package io.lazypull.daemon;
+
+import java.io.FileNotFoundException;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.security.MessageDigest;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+
+/** Blobs held in memory, with a log of the ranges fetched and switches to fail or corrupt. */
+final class FakeBlobSource implements BlobSource {
+  final Map<String, byte[]> blobs = new ConcurrentHashMap<>();
+  final List<long[]> fetched = new CopyOnWriteArrayList<>();
+  volatile boolean failing;
+  volatile boolean sizeFailing;
+  volatile boolean corrupting;
+  volatile CountDownLatch gate; // when set, fetches wait for it
+
+  String add(byte[] data) {
+    String digest = sha256(data);
+    blobs.put(digest, data);
+    return digest;
+  }
+
+  static String sha256(byte[] data) {
+    try {
+      return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(data));
+    } catch (Exception e) {
+      throw new AssertionError(e);
+    }
+  }
+
+  @Override
+  public long size(String digest) throws IOException {
+    if (sizeFailing) {
+      throw new IOException("503 from backend");
+    }
+    byte[] b = blobs.get(digest);
+    if (b == null) {
+      throw new FileNotFoundException("no blob " + digest);
+    }
+    return b.length;
+  }
+
+  @Override
+  public void readFully(String digest, long offset, ByteBuffer dst) throws IOException {
+    CountDownLatch g = gate;
+    if (g != null) {
+      try {
+        g.await();
+      } catch (InterruptedException e) {
+        throw new IOException(e);
+      }
+    }
+    if (failing) {
+      throw new IOException("backend is down");
+    }
+    byte[] b = blobs.get(digest);
+    if (b == null) {
+      throw new FileNotFoundException("no blob " + digest);
+    }
+    int len = dst.remaining();
+    if (offset + len > b.length) {
+      throw new IOException("range beyond the blob");
+    }
+    fetched.add(new long[] {offset, len});
+    int start = dst.position();
+    dst.put(b, (int) offset, len);
+    if (corrupting) {
+      dst.put(start, (byte) (dst.get(start) ^ 1));
+    }
+  }
+
+  @Override
+  public boolean isNotFound(IOException e) {
+    return e instanceof FileNotFoundException;
+  }
+
+  @Override
+  public String describe() {
+    return "memory";
+  }
+
+  long bytesFetched() {
+    return fetched.stream().mapToLong(r -> r[1]).sum();
+  }
+}

@@ -1,0 +1,112 @@
+package io.lazypull.daemon;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.util.Arrays;
+import java.util.Map;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Data blobs are verified piece by piece with digests learned from a verified meta blob. */
+class PieceVerificationTest {
+  private static final int MIB = 1 << 20;
+  private static final int PIECE = 64 * 1024;
+
+  @TempDir Path tmp;
+  final ExecutorService loop = Executors.newSingleThreadExecutor();
+  Daemon daemon;
+
+  @AfterEach
+  void stop() throws Exception {
+    daemon.close();
+    loop.shutdownNow();
+    assertThat(loop.awaitTermination(10, TimeUnit.SECONDS)).isTrue();
+  }
+
+  static PieceIndex indexOf(byte[] data) throws Exception {
+    int n = (data.length + PIECE - 1) / PIECE;
+    byte[] digests = new byte[n * 32];
+    for (int i = 0; i < n; i++) {
+      MessageDigest sha = MessageDigest.getInstance("SHA-256");
+      sha.update(data, i * PIECE, Math.min(PIECE, data.length - i * PIECE));
+      System.arraycopy(sha.digest(), 0, digests, i * 32, 32);
+    }
+    return new PieceIndex(data.length, PIECE, digests);
+  }
+
+  private FakeDevice start(FakeBlobSource source, BlobIndexReader reader, Path state) throws Exception {
+    FakeDevice device = new FakeDevice(tmp);
+    daemon = new Daemon(device, new Domains(source, Map.of()),
+        DaemonConfig.defaults().withFetchSize(128 * 1024).withThreads(2).withWholeBlobMax(MIB).withStateDir(state),
+        reader);
+    loop.submit(() -> {
+      daemon.run();
+      return null;
+    });
+    return device;
+  }
+
+  @Test
+  void dataBlob_verifiedPerPiece_corruptionDetected_andDigestsSurviveARestart() throws Exception {
+    FakeBlobSource source = new FakeBlobSource();
+    byte[] data = DaemonTest.random(3 * MIB + 12345, 11);
+    String dataDigest = source.add(data);
+    byte[] meta = DaemonTest.random(10_000, 12);
+    String metaDigest = source.add(meta);
+    PieceIndex index = indexOf(data);
+    Path state = tmp.resolve("state");
+    // The "meta blob" names the data blob's piece digests once it has been verified.
+    BlobIndexReader reader = blob -> Arrays.equals(Files.readAllBytes(blob), meta)
+        ? Map.of(dataDigest, index) : Map.of();
+    FakeDevice device = start(source, reader, state);
+
+    device.open(1, 1, "d", metaDigest);
+    device.open(2, 2, "d", dataDigest);
+    device.awaitCopen(1);
+    device.awaitCopen(2);
+    device.read(3, 1, 0, 4096);
+    device.awaitCompletions(1);
+
+    device.read(4, 2, MIB, 4096);
+    device.awaitCompletions(2);
+    FakeDevice.FakeAnonFd dataFd = device.fds.get(2);
+    assertThat(dataFd.bytes(MIB, 128 * 1024)).isEqualTo(Arrays.copyOfRange(data, MIB, MIB + 128 * 1024));
+
+    source.corrupting = true;
+    device.read(5, 2, 2 * MIB, 4096);
+    device.awaitCompletions(3);
+    assertThat(dataFd.cached(2 * MIB, 2 * MIB + 4096)).isFalse();
+    assertThat(daemon.stats().integrityFailures()).isEqualTo(1);
+
+    // A new daemon that never sees the meta blob still knows the digests (state dir).
+    daemon.close();
+    FakeDevice device2 = start(source, BlobIndexReader.NONE, state);
+    device2.open(1, 9, "d", dataDigest);
+    device2.awaitCopen(1);
+    device2.read(2, 9, 3 * MIB, 4096);
+    device2.awaitCompletions(1);
+    assertThat(daemon.stats().integrityFailures()).isEqualTo(1);
+    assertThat(device2.fds.get(9).cached(3 * MIB, 3 * MIB + 4096)).isFalse();
+  }
+
+  @Test
+  void bigBlobWithoutDigests_writtenUnverified() throws Exception {
+    FakeBlobSource source = new FakeBlobSource();
+    byte[] data = DaemonTest.random(2 * MIB, 13);
+    String digest = source.add(data);
+    FakeDevice device = start(source, BlobIndexReader.NONE, tmp.resolve("s"));
+    device.open(1, 1, "d", digest);
+    device.awaitCopen(1);
+    device.read(2, 1, MIB, 4096);
+    device.awaitCompletions(1);
+    assertThat(device.fds.get(1).bytes(MIB, 4096)).isEqualTo(Arrays.copyOfRange(data, MIB, MIB + 4096));
+    assertThat(daemon.stats().readFailures()).isZero();
+  }
+}
