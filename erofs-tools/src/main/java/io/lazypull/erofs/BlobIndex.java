@@ -1,0 +1,160 @@
+package io.lazypull.erofs;
+
+import io.lazypull.erofs.format.Erofs;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Optional;
+import java.util.zip.CRC32C;
+
+/**
+ * The lazypull blob index: SHA-256 digests of fixed-size pieces of each data blob, appended to
+ * a meta blob after the EROFS image proper (which is exactly superblock blocks * block size
+ * bytes; the kernel and fsck.erofs ignore what follows). The daemon verifies every range it
+ * fetches from a backend against it before the kernel sees the bytes.
+ *
+ * <pre>
+ * [EROFS image: blocks * B bytes]
+ * [body: for each extra device, in device-table order:
+ *     u32 pieceSizeLog2 | u64 blobSize | u32 pieceCount | pieceCount * 32 bytes SHA-256 ]
+ * [footer, the last 32 bytes of the file:
+ *     0-7 magic "LZPBIDX1" | 8-15 u64 bodyOffset | 16-23 u64 bodyLength
+ *     | 24-27 u32 CRC32C(body) (standard, as java.util.zip.CRC32C) | 28-31 u32 0 ]
+ * </pre>
+ *
+ * All integers are little-endian. Piece i covers blob bytes [i * pieceSize, min((i+1) *
+ * pieceSize, blobSize)); the piece size is the chunk size for chunked images and 1 MiB for
+ * tar-index images. The image's fsid is the SHA-256 of the whole file, trailer included, so
+ * the index is covered by the name the image is fetched by.
+ */
+public final class BlobIndex {
+  public static final byte[] MAGIC = "LZPBIDX1".getBytes(StandardCharsets.US_ASCII);
+  public static final int FOOTER_SIZE = 32;
+  private static final int DIGEST = 32;
+  private static final int ENTRY_HEAD = 16;
+
+  private BlobIndex() {}
+
+  /**
+   * The digests of one data blob.
+   *
+   * @param deviceId the device id chunk indexes use (1 = first extra device)
+   * @param tag the device table tag (the blob's SHA-256 hex for lazypull images)
+   */
+  public record Blob(int deviceId, String tag, long blobSize, int pieceSize, List<byte[]> digests) {
+    public int pieceCount() {
+      return digests.size();
+    }
+
+    /** The index of the piece holding blob byte {@code offset}. */
+    public int pieceOf(long offset) {
+      return (int) (offset / pieceSize);
+    }
+
+    public long pieceOffset(int piece) {
+      return (long) piece * pieceSize;
+    }
+
+    public int pieceLength(int piece) {
+      return (int) Math.min(pieceSize, blobSize - pieceOffset(piece));
+    }
+  }
+
+  /**
+   * Reads the index of a meta blob: empty if the file has no trailer.
+   *
+   * @throws CorruptImageException if a trailer is present but malformed or disagrees with the
+   *     image's device table
+   */
+  public static Optional<List<Blob>> read(ImageSource meta) throws IOException {
+    long size = meta.size();
+    if (size < FOOTER_SIZE) {
+      return Optional.empty();
+    }
+    ByteBuffer footer = Erofs.le(ByteBuffer.allocate(FOOTER_SIZE));
+    meta.read(size - FOOTER_SIZE, footer);
+    footer.flip();
+    byte[] magic = new byte[MAGIC.length];
+    footer.get(0, magic);
+    if (!java.util.Arrays.equals(magic, MAGIC)) {
+      return Optional.empty();
+    }
+    long bodyOffset = footer.getLong(8);
+    long bodyLength = footer.getLong(16);
+    int crc = footer.getInt(24);
+    ErofsImage image = ErofsImage.open(meta, List.of());
+    if (bodyOffset != image.erofsBytes() || bodyLength < 0
+        || bodyOffset + bodyLength + FOOTER_SIZE != size || bodyLength > Integer.MAX_VALUE - 8) {
+      throw new CorruptImageException("blob index: body at " + bodyOffset + " of " + bodyLength
+          + " bytes does not fit between the image (" + image.erofsBytes() + " bytes) and the footer"
+          + " (file " + size + " bytes)");
+    }
+    ByteBuffer body = Erofs.le(ByteBuffer.allocate((int) bodyLength));
+    meta.read(bodyOffset, body);
+    body.flip();
+    CRC32C c = new CRC32C();
+    c.update(body.duplicate());
+    if ((int) c.getValue() != crc) {
+      throw new CorruptImageException(String.format("blob index: bad CRC32C 0x%08x (computed 0x%08x)",
+          crc, (int) c.getValue()));
+    }
+    List<Blob> blobs = new ArrayList<>();
+    for (ErofsImage.Device d : image.devices()) {
+      String where = "blob index: device " + d.id();
+      if (body.remaining() < ENTRY_HEAD) {
+        throw new CorruptImageException(where + ": body ends early");
+      }
+      int log2 = body.getInt();
+      long blobSize = body.getLong();
+      long count = body.getInt() & 0xFFFFFFFFL;
+      if (log2 < 9 || log2 > 30 || blobSize < 0) {
+        throw new CorruptImageException(where + ": piece size 2^" + log2 + ", blob size " + blobSize);
+      }
+      long expected = (blobSize + (1L << log2) - 1) >>> log2;
+      if (count != expected || count * DIGEST > body.remaining()) {
+        throw new CorruptImageException(where + ": " + count + " pieces for a blob of " + blobSize
+            + " bytes in pieces of " + (1 << log2));
+      }
+      List<byte[]> digests = new ArrayList<>((int) count);
+      for (long i = 0; i < count; i++) {
+        byte[] dg = new byte[DIGEST];
+        body.get(dg);
+        digests.add(dg);
+      }
+      blobs.add(new Blob(d.id(), d.tag(), blobSize, 1 << log2, Collections.unmodifiableList(digests)));
+    }
+    if (body.hasRemaining()) {
+      throw new CorruptImageException("blob index: " + body.remaining() + " bytes after the last device");
+    }
+    return Optional.of(List.copyOf(blobs));
+  }
+
+  /** Appends the index at {@code offset} (the end of the EROFS image); returns the new file size. */
+  static long write(FileChannel out, long offset, List<PieceDigests.Result> blobs) throws IOException {
+    int bodyLength = 0;
+    for (PieceDigests.Result r : blobs) {
+      bodyLength += ENTRY_HEAD + DIGEST * r.pieceDigests().size();
+    }
+    ByteBuffer body = Erofs.le(ByteBuffer.allocate(bodyLength));
+    for (PieceDigests.Result r : blobs) {
+      body.putInt(Integer.numberOfTrailingZeros(r.pieceSize()));
+      body.putLong(r.size());
+      body.putInt(r.pieceDigests().size());
+      for (byte[] d : r.pieceDigests()) {
+        body.put(d);
+      }
+    }
+    body.flip();
+    CRC32C c = new CRC32C();
+    c.update(body.duplicate());
+    ByteBuffer footer = Erofs.le(ByteBuffer.allocate(FOOTER_SIZE));
+    footer.put(MAGIC).putLong(offset).putLong(bodyLength).putInt((int) c.getValue()).putInt(0);
+    ImageWriter.writeFully(out, body, offset);
+    ImageWriter.writeFully(out, footer.flip(), offset + bodyLength);
+    return offset + bodyLength + FOOTER_SIZE;
+  }
+}
