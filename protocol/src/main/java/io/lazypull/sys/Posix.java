@@ -152,6 +152,29 @@ public final class Posix {
     }
   }
 
+  /**
+   * pwrite(2) of {@code src}'s remaining bytes, leaving its position alone, and returns the
+   * count the call reported, which may exceed what was asked: cachefiles anon fds before Linux
+   * 6.13 (6.12.2) report the block-rounded length of a direct write. Direct buffers only.
+   */
+  public static long pwriteReported(int fd, ByteBuffer src, long offset) throws ErrnoException {
+    if (!src.isDirect()) {
+      throw new IllegalArgumentException("pwriteReported needs a direct buffer");
+    }
+    int len = src.remaining();
+    Pointer p = Native.getDirectBufferPointer(src).share(src.position());
+    while (true) {
+      long n = LibC.pwrite(fd, p, len, offset);
+      if (n >= 0) {
+        return n;
+      }
+      int errno = Native.getLastError();
+      if (errno != Errno.EINTR) {
+        throw new ErrnoException("pwrite", errno, "fd " + fd + " @" + offset + " len " + len);
+      }
+    }
+  }
+
   private static int transfer(String call, int fd, ByteBuffer buf, long offset, boolean out)
       throws ErrnoException {
     int len = buf.remaining();
