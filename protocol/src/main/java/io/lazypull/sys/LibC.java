@@ -70,6 +70,12 @@ final class LibC {
   static native int setrlimit(int resource, Pointer rlim);
   static native int prctl(int option, long arg2, long arg3, long arg4, long arg5);
 
+  // posix_spawn, for starting a child with an inherited fd at a chosen number (LISTEN_FDS)
+  static native int posix_spawn_file_actions_init(Pointer actions);
+  static native int posix_spawn_file_actions_adddup2(Pointer actions, int fd, int newfd);
+  static native int posix_spawn_file_actions_destroy(Pointer actions);
+  static native int posix_spawnp(Pointer pid, String file, Pointer actions, Pointer attr, Pointer argv, Pointer envp);
+
   // fanotify (pre-content events, Linux 6.14+)
   static native int fanotify_init(int flags, int eventFlags);
   static native int fanotify_mark(int fd, int flags, long mask, int dirfd, String path);

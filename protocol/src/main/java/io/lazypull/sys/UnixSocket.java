@@ -23,6 +23,7 @@ public final class UnixSocket implements Closeable {
   /** Socket types (SOCK_STREAM, SOCK_SEQPACKET). */
   public enum Type {
     STREAM(1),
+    DGRAM(2),
     SEQPACKET(5);
 
     final int value;
@@ -76,6 +77,21 @@ public final class UnixSocket implements Closeable {
         throw new ErrnoException("listen", Native.getLastError(), path.toString());
       }
       return new UnixSocket(fd, type);
+    } catch (ErrnoException | RuntimeException e) {
+      Posix.closeQuietly(fd);
+      throw e;
+    }
+  }
+
+  /** Binds a datagram socket to {@code path} (which must not exist) to receive on it. */
+  public static UnixSocket bindDatagram(Path path, int mode) throws ErrnoException {
+    int fd = socket(Type.DGRAM);
+    try (Memory addr = sockaddr(path)) {
+      if (LibC.bind(fd, addr, (int) addr.size()) < 0) {
+        throw new ErrnoException("bind", Native.getLastError(), path.toString());
+      }
+      Posix.chmod(path.toString(), mode);
+      return new UnixSocket(fd, Type.DGRAM);
     } catch (ErrnoException | RuntimeException e) {
       Posix.closeQuietly(fd);
       throw e;
@@ -372,16 +388,25 @@ public final class UnixSocket implements Closeable {
     return fd;
   }
 
+  /**
+   * A sockaddr_un for {@code path}. A path starting with {@code @} names a socket in the
+   * abstract namespace (as systemd's $NOTIFY_SOCKET may): the {@code @} becomes a NUL byte and
+   * the address length covers exactly the name.
+   */
   private static Memory sockaddr(Path path) throws ErrnoException {
     byte[] p = path.toString().getBytes(StandardCharsets.UTF_8);
     if (p.length >= SUN_PATH_MAX) {
       throw new ErrnoException("bind/connect", Errno.ENAMETOOLONG,
           path + " is " + p.length + " bytes; unix socket paths must be shorter than " + SUN_PATH_MAX);
     }
-    Memory addr = new Memory(2 + p.length + 1);
+    boolean abstractName = p.length > 0 && p[0] == '@';
+    Memory addr = new Memory(2 + p.length + (abstractName ? 0 : 1));
     addr.clear();
     addr.setShort(0, (short) AF_UNIX);
     addr.write(2, p, 0, p.length);
+    if (abstractName) {
+      addr.setByte(2, (byte) 0);
+    }
     return addr;
   }
 
