@@ -1,13 +1,31 @@
 package io.lazypull.cli;
 
+import io.lazypull.daemon.failover.HolderClient;
+import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 
-/** Placeholder until this command lands; it fails clearly instead of pretending. */
-@Command(name = "upgrade", mixinStandardHelpOptions = true, description = "Hand the device from the running daemon to a standby without killing anything.")
+@Command(name = "upgrade", mixinStandardHelpOptions = true,
+    description = {
+      "Hand the device from the active daemon to a standby, without killing anything.",
+      "",
+      "Start the new daemon first with 'lazypull daemon --standby --holder PATH ...': it",
+      "starts up, connects its backends and waits. This command then asks the active",
+      "daemon (through the holder) to stop reading, answer everything it already read,",
+      "close its objects and exit; the standby takes the device at once and writes",
+      "'restore'. Readers see a short stall, not an error.",
+    })
 final class UpgradeCommand implements Callable<Integer> {
+  @Option(names = "--holder", required = true, paramLabel = "PATH", description = "The holder's socket.")
+  Path holder;
+
   @Override
-  public Integer call() {
-    throw new UnsupportedOperationException("'upgrade' is not implemented yet");
+  public Integer call() throws Exception {
+    try (HolderClient client = HolderClient.connect(holder)) {
+      int pid = client.upgrade();
+      System.out.println("asked daemon pid " + pid + " to hand over to the standby");
+    }
+    return 0;
   }
 }
