@@ -1,0 +1,114 @@
+package io.lazypull.backend;
+
+import java.io.Closeable;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.channels.WritableByteChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+
+/**
+ * A content-addressed store of immutable blobs, each named by the sha256 of its bytes.
+ *
+ * <p>Digests are passed as 64 lowercase hex characters or as {@code sha256:<hex>}; anything
+ * else is an {@link IllegalArgumentException}. Failures are {@link BackendException}s whose
+ * {@link BackendException#kind() kind} tells "not found" from "temporarily failing" (already
+ * retried) from "permanently failing".
+ *
+ * <p>Open one with {@link Backends#open}. Implementations are thread-safe; one instance is
+ * meant to be shared by every thread that reads from the same place.
+ */
+public interface BlobBackend extends Closeable {
+  /** Where the blobs live, as a URI without credentials, for logs and messages. */
+  String describe();
+
+  /**
+   * The size of a blob in bytes.
+   *
+   * @throws BackendException NOT_FOUND if there is no such blob
+   */
+  long size(String digest) throws IOException;
+
+  /**
+   * Reads bytes {@code [offset, offset + dst.remaining())} of a blob into {@code dst}, from its
+   * position on. The read is short only at the end of the blob.
+   *
+   * <ul>
+   *   <li>Returns the number of bytes read and advances {@code dst}'s position by as much.
+   *   <li>Returns 0 at once, without asking the backend, when {@code dst} has no room.
+   *   <li>Returns -1 when {@code offset} is at or past the end of the blob (and {@code dst} has
+   *       room), as {@link FileChannel#read(ByteBuffer, long)} does.
+   * </ul>
+   *
+   * On failure {@code dst}'s position may have advanced over bytes that were read before it.
+   *
+   * @throws BackendException NOT_FOUND if there is no such blob
+   * @throws IllegalArgumentException if the digest is malformed or the offset negative
+   */
+  int read(String digest, long offset, ByteBuffer dst) throws IOException;
+
+  /**
+   * Like {@link #read(String, long, ByteBuffer)}, and the bytes read must have the sha256
+   * {@code expectedSha256} (a chunk digest the caller knows). Bytes that do not match are never
+   * handed out: the range of {@code dst} is zeroed, its position left where it was, and a
+   * PERMANENT {@link BackendException} ("sha256 mismatch for sha256:&lt;hex&gt; [a,b)") thrown.
+   */
+  default int read(String digest, long offset, ByteBuffer dst, String expectedSha256)
+      throws IOException {
+    String hex = Digests.normalize(digest);
+    String expected = Digests.normalize(expectedSha256);
+    int start = dst.position();
+    int n = read(hex, offset, dst);
+    Verification.checkRange(describe(), hex, offset, dst, start, n, expected);
+    return n;
+  }
+
+  /**
+   * Streams a whole blob into {@code target} and checks it against its name: when the bytes
+   * do not hash to {@code digest} a PERMANENT {@link BackendException} is thrown after they
+   * have been written, so the caller must throw them away. Use {@link #download} when nothing
+   * may see the bytes before they are verified.
+   *
+   * @return the number of bytes written
+   */
+  long transferTo(String digest, WritableByteChannel target) throws IOException;
+
+  /**
+   * Downloads a whole blob into {@code file}: written to a temporary file beside it, verified
+   * against the digest, then renamed over {@code file}. On failure {@code file} is untouched.
+   *
+   * @return the blob's size
+   */
+  default long download(String digest, Path file) throws IOException {
+    Path abs = file.toAbsolutePath();
+    Path tmp = Files.createTempFile(abs.getParent(), "." + abs.getFileName() + ".", ".part");
+    try {
+      long n;
+      try (FileChannel out = FileChannel.open(tmp, StandardOpenOption.WRITE,
+          StandardOpenOption.TRUNCATE_EXISTING)) {
+        n = transferTo(digest, out);
+        out.force(true);
+      }
+      Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+      return n;
+    } finally {
+      Files.deleteIfExists(tmp);
+    }
+  }
+
+  /**
+   * Stores a file as the blob named by its sha256 and returns that hex. Does nothing (beyond
+   * hashing the file and one existence check) when the blob is already there.
+   *
+   * @throws BackendException PERMANENT if the backend is read-only
+   */
+  String put(Path file) throws IOException;
+
+  /** Counters since this backend was opened. */
+  default BackendStats stats() {
+    return BackendStats.ZERO;
+  }
+}

@@ -1,0 +1,313 @@
+package io.lazypull.backend;
+
+import io.lazypull.backend.BackendException.Kind;
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.WritableByteChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.time.Duration;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.atomic.LongAdder;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/*
+ * The one place where fetch behaviour lives; every store (local, S3, registry) is wrapped in
+ * it by Backends.open.
+ *
+ *   caller -> ManagedBackend.read
+ *               normalize digest, size cache (past-the-end reads answer -1 without a request)
+ *               run(op):  loop
+ *                 acquire a permit (maxConcurrentRequests)
+ *                 watchdog.begin -> Call
+ *                 store.read(hex, offset + bytes already placed, dst, call)   <- one attempt
+ *                 release; on TRANSIENT: sleep full-jitter backoff, try again (resuming)
+ *               count bytes
+ *
+ * Transfers of whole blobs run through a channel that hashes what passes, so the blob is
+ * checked against its own name once it has all been written, and a retry resumes where the
+ * failed attempt stopped.
+ */
+
+/** Retries, timeouts, the concurrency bound, counters and verification around a {@link Store}. */
+final class ManagedBackend implements BlobBackend {
+  private static final Logger log = LoggerFactory.getLogger(ManagedBackend.class);
+  private static final int SIZE_CACHE_MAX = 4096;
+
+  private final Store store;
+  private final BackendOptions options;
+  private final Semaphore permits;
+  private final Watchdog watchdog; // null for stores that cannot hang
+  // Sizes of blobs seen; blobs are immutable, so a size never goes stale.
+  private final ConcurrentHashMap<String, Long> sizes = new ConcurrentHashMap<>();
+
+  private final LongAdder requests = new LongAdder();
+  private final LongAdder retries = new LongAdder();
+  private final LongAdder errors = new LongAdder();
+  private final LongAdder timeouts = new LongAdder();
+  private final LongAdder bytesRead = new LongAdder();
+  private final LongAdder bytesWritten = new LongAdder();
+
+  @FunctionalInterface
+  interface Attempt<T> {
+    T run(Call call) throws IOException;
+  }
+
+  ManagedBackend(Store store, BackendOptions options) {
+    this.store = store;
+    this.options = options;
+    this.permits = new Semaphore(options.maxConcurrentRequests());
+    this.watchdog = store.remote() ? new Watchdog(options.readTimeout(), store.describe()) : null;
+  }
+
+  @Override
+  public String describe() {
+    return store.describe();
+  }
+
+  @Override
+  public long size(String digest) throws IOException {
+    String hex = Digests.normalize(digest);
+    Long known = sizes.get(hex);
+    if (known != null) {
+      return known;
+    }
+    long size = run("size", hex, call -> store.size(hex, call));
+    remember(hex, size);
+    return size;
+  }
+
+  @Override
+  public int read(String digest, long offset, ByteBuffer dst) throws IOException {
+    String hex = Digests.normalize(digest);
+    if (offset < 0) {
+      throw new IllegalArgumentException("negative offset " + offset + " in sha256:" + hex);
+    }
+    if (!dst.hasRemaining()) {
+      return 0;
+    }
+    Long known = sizes.get(hex);
+    if (known != null && offset >= known) {
+      return -1;
+    }
+    int start = dst.position();
+    String op = "read [" + offset + "," + (offset + dst.remaining()) + ")";
+    int n = run(op, hex, call -> {
+      int placed = dst.position() - start; // bytes a failed attempt left; resume after them
+      int r = store.read(hex, offset + placed, dst, call);
+      int total = dst.position() - start;
+      return r < 0 && total == 0 ? -1 : total;
+    });
+    if (n > 0) {
+      bytesRead.add(n);
+    }
+    return n;
+  }
+
+  @Override
+  public int read(String digest, long offset, ByteBuffer dst, String expectedSha256)
+      throws IOException {
+    try {
+      return BlobBackend.super.read(digest, offset, dst, expectedSha256);
+    } catch (BackendException e) {
+      if (e.kind() == Kind.PERMANENT) {
+        errors.increment();
+      }
+      throw e;
+    }
+  }
+
+  @Override
+  public long transferTo(String digest, WritableByteChannel target) throws IOException {
+    String hex = Digests.normalize(digest);
+    HashingChannel out = new HashingChannel(target);
+    run("transfer", hex, call -> {
+      store.transferTo(hex, out.count, out, call);
+      return null;
+    });
+    String actual = Digests.hex(out.md);
+    if (!actual.equals(hex)) {
+      errors.increment();
+      throw Verification.mismatch(describe(), "transfer", hex, 0, out.count, hex, actual);
+    }
+    remember(hex, out.count);
+    return out.count;
+  }
+
+  @Override
+  public String put(Path file) throws IOException {
+    long size = Files.size(file);
+    String hex = Digests.sha256Hex(file);
+    long existing = -1;
+    try {
+      existing = size(hex);
+    } catch (BackendException e) {
+      if (!e.isNotFound()) {
+        throw e;
+      }
+    }
+    if (existing == size) {
+      log.debug("{}: sha256:{} is already there ({} bytes)", describe(), hex, size);
+      return hex;
+    }
+    if (existing >= 0) {
+      log.warn("{}: sha256:{} is there with {} bytes instead of {}: uploading it again",
+          describe(), hex, existing, size);
+      sizes.remove(hex);
+    }
+    run("put", hex, call -> {
+      store.put(hex, file, size, call);
+      return null;
+    });
+    bytesWritten.add(size);
+    remember(hex, size);
+    return hex;
+  }
+
+  @Override
+  public BackendStats stats() {
+    return new BackendStats(requests.sum(), retries.sum(), errors.sum(), timeouts.sum(),
+        bytesRead.sum(), bytesWritten.sum());
+  }
+
+  @Override
+  public void close() throws IOException {
+    try {
+      store.close();
+    } finally {
+      if (watchdog != null) {
+        watchdog.close();
+      }
+    }
+  }
+
+  @Override
+  public String toString() {
+    return "BlobBackend[" + describe() + "]";
+  }
+
+  private void remember(String hex, long size) {
+    if (sizes.size() >= SIZE_CACHE_MAX) {
+      sizes.clear();
+    }
+    sizes.put(hex, size);
+  }
+
+  /** Runs attempts until one succeeds, fails for good, or the retries are used up. */
+  private <T> T run(String op, String hex, Attempt<T> attempt) throws IOException {
+    for (int retry = 0; ; retry++) {
+      BackendException failure;
+      acquirePermit();
+      Call call = watchdog != null ? watchdog.begin() : new Call();
+      try {
+        requests.increment();
+        return attempt.run(call);
+      } catch (BackendException e) {
+        failure = call.timedOut() && e.kind() != Kind.NOT_FOUND ? timedOut(op, hex, e) : e;
+      } catch (IOException e) {
+        if (Thread.currentThread().isInterrupted()) {
+          throw e;
+        }
+        failure = call.timedOut() ? timedOut(op, hex, e)
+            : new BackendException(Kind.TRANSIENT, describe(), op, hex, 0, describe(e), e);
+      } finally {
+        call.finish();
+        permits.release();
+      }
+      if (failure.kind() != Kind.TRANSIENT || retry >= options.maxRetries()) {
+        if (failure.kind() != Kind.NOT_FOUND) {
+          errors.increment();
+        }
+        if (failure.kind() == Kind.TRANSIENT && retry > 0) {
+          throw new BackendException(Kind.TRANSIENT, failure.backend(), failure.operation(),
+              failure.digest(), failure.status(), failure.detail() + " (gave up after "
+                  + retry + (retry == 1 ? " retry)" : " retries)"), failure);
+        }
+        throw failure;
+      }
+      retries.increment();
+      Duration pause = backoff(retry);
+      log.debug("{} (retry {}/{} in {} ms)", failure.getMessage(), retry + 1,
+          options.maxRetries(), pause.toMillis());
+      try {
+        options.sleeper().sleep(pause);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw interrupted(op, hex);
+      }
+    }
+  }
+
+  /** Full jitter: uniform in [0, min(max, base * 2^retry)], or the bound itself without jitter. */
+  Duration backoff(int retry) {
+    long base = options.backoffBase().toNanos();
+    long max = options.backoffMax().toNanos();
+    long bound = retry < 62 && base <= (max >> retry) ? base << retry : max;
+    long nanos = options.jitter() ? ThreadLocalRandom.current().nextLong(bound + 1) : bound;
+    return Duration.ofNanos(nanos);
+  }
+
+  private void acquirePermit() throws InterruptedIOException {
+    try {
+      permits.acquire();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new InterruptedIOException("interrupted while waiting for a request slot of "
+          + describe());
+    }
+  }
+
+  private InterruptedIOException interrupted(String op, String hex) {
+    return new InterruptedIOException(describe() + ": " + op + " sha256:" + hex + ": interrupted");
+  }
+
+  private BackendException timedOut(String op, String hex, IOException cause) {
+    timeouts.increment();
+    return new BackendException(Kind.TRANSIENT, describe(), op, hex, 0,
+        "no progress for " + options.readTimeout().toMillis() + " ms (read timeout)", cause);
+  }
+
+  /** An I/O failure in a few words: "ConnectException: Connection refused". */
+  static String describe(Throwable e) {
+    String msg = e.getMessage();
+    String type = e.getClass().getSimpleName();
+    return msg == null || msg.isBlank() ? type : type + ": " + msg;
+  }
+
+  /** Passes bytes to the target, hashing and counting them on the way. */
+  private final class HashingChannel implements WritableByteChannel {
+    private final WritableByteChannel target;
+    final MessageDigest md = Digests.newSha256();
+    long count;
+
+    HashingChannel(WritableByteChannel target) {
+      this.target = target;
+    }
+
+    @Override
+    public int write(ByteBuffer src) throws IOException {
+      ByteBuffer seen = src.duplicate();
+      int n = target.write(src);
+      seen.limit(seen.position() + n);
+      md.update(seen);
+      count += n;
+      bytesRead.add(n);
+      return n;
+    }
+
+    @Override
+    public boolean isOpen() {
+      return target.isOpen();
+    }
+
+    @Override
+    public void close() {
+      // The caller owns the target.
+    }
+  }
+}

@@ -1,0 +1,48 @@
+package io.lazypull.backend;
+
+import java.io.Closeable;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.WritableByteChannel;
+import java.nio.file.Path;
+
+/**
+ * One place blobs live (a directory, a bucket, a repository), seen through single attempts.
+ * {@link ManagedBackend} wraps a store with everything shared: retries, timeouts, the
+ * concurrency bound, counters and verification. A store does none of that; each method is one
+ * attempt, and it reports failures as {@link BackendException}s of the right kind.
+ *
+ * <p>Digests are already normalized to bare hex. Every method gets the attempt's {@link Call}:
+ * a store that can block on the network registers with it how to abort the attempt, and the
+ * watchdog uses that when the attempt makes no progress for the read timeout.
+ */
+interface Store extends Closeable {
+  /** A URI without secrets. */
+  String describe();
+
+  /** Whether attempts can hang on a network and need the watchdog. */
+  boolean remote();
+
+  /** The blob's size; NOT_FOUND if it does not exist. */
+  long size(String hex, Call call) throws IOException;
+
+  /**
+   * Fills {@code dst} from its position with the blob's bytes from {@code offset} on, until
+   * {@code dst} is full or the blob ends; returns the count, or -1 if {@code offset} is at or
+   * past the end. {@code dst} has room. When an attempt fails part way, the bytes already
+   * placed stay in {@code dst} (its position advanced over them), so a retry can resume.
+   */
+  int read(String hex, long offset, ByteBuffer dst, Call call) throws IOException;
+
+  /**
+   * Writes the blob's bytes from {@code offset} to its end into {@code out}. Bytes written
+   * before a failure stay written; the caller resumes from there.
+   */
+  void transferTo(String hex, long offset, WritableByteChannel out, Call call) throws IOException;
+
+  /**
+   * Uploads {@code file} ({@code size} bytes, sha256 {@code hex}) as that blob. The caller has
+   * checked that the blob is missing.
+   */
+  void put(String hex, Path file, long size, Call call) throws IOException;
+}

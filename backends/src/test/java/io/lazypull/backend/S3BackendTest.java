@@ -1,0 +1,136 @@
+package io.lazypull.backend;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import ch.qos.logback.classic.Level;
+import ch.qos.logback.classic.Logger;
+import ch.qos.logback.classic.spi.ILoggingEvent;
+import ch.qos.logback.core.read.ListAppender;
+import io.lazypull.backend.BackendException.Kind;
+import java.nio.ByteBuffer;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.slf4j.LoggerFactory;
+
+/**
+ * {@code s3://} against S3Proxy in this JVM with SigV4 authentication on. The big blob goes up
+ * as a multipart upload (256 MiB > the 64 MiB threshold, 16 MiB parts).
+ */
+class S3BackendTest extends BlobBackendContract {
+  static S3ProxyServer s3;
+  static BlobBackend backend;
+
+  @BeforeAll
+  static void start() throws Exception {
+    s3 = S3ProxyServer.start();
+    s3.createBucket("layers");
+    backend = Backends.open(s3.uri("layers/lazypull/blobs"), S3ProxyServer.options().build());
+    assertThat(backend.put(big().path())).isEqualTo(big().hex());
+    assertThat(backend.stats().bytesWritten()).isEqualTo(TestBlobs.BIG_SIZE);
+  }
+
+  @AfterAll
+  static void stop() throws Exception {
+    if (backend != null) {
+      backend.close();
+    }
+    if (s3 != null) {
+      s3.close();
+    }
+  }
+
+  @Override
+  BlobBackend backend() {
+    return backend;
+  }
+
+  @Test
+  void describe_showsBucketPrefixAndEndpoint() {
+    assertThat(backend.describe()).isEqualTo("s3://layers/lazypull/blobs/?endpoint=http://127.0.0.1:"
+        + s3.port() + "&region=us-east-1&path-style=true");
+  }
+
+  @Test
+  void wrongSecret_failsPermanently_namingBackendAndStatus_neverTheSecret() throws Exception {
+    String secret = "wrong-secret-DO-NOT-PRINT-42";
+    ListAppender<ILoggingEvent> logs = new ListAppender<>();
+    Logger root = (Logger) LoggerFactory.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME);
+    Level before = root.getLevel();
+    logs.start();
+    root.addAppender(logs);
+    root.setLevel(Level.DEBUG);
+    try (BlobBackend wrong = Backends.open(s3.uri("layers/lazypull/blobs"), BackendOptions.builder()
+        .credentials(new Credentials(S3ProxyServer.IDENTITY, secret)).build())) {
+      assertThatThrownBy(() -> wrong.size(big().hex())).isInstanceOfSatisfying(BackendException.class,
+          e -> {
+            assertThat(e.kind()).isEqualTo(Kind.PERMANENT);
+            assertThat(e.status()).isEqualTo(403);
+            assertThat(e.getMessage()).contains(wrong.describe()).contains("HTTP 403")
+                .contains("size sha256:" + big().hex()).doesNotContain(secret);
+            assertThat(stackText(e)).doesNotContain(secret);
+          });
+      assertThatThrownBy(() -> wrong.read(big().hex(), 0, ByteBuffer.allocate(10)))
+          .isInstanceOfSatisfying(BackendException.class, e -> {
+            assertThat(e.status()).isEqualTo(403);
+            assertThat(e.getMessage()).contains("SignatureDoesNotMatch").doesNotContain(secret);
+          });
+      assertThat(wrong.stats().retries()).isZero(); // permanent: not retried
+    } finally {
+      root.detachAppender(logs);
+      root.setLevel(before);
+    }
+    assertThat(logs.list).allSatisfy(ev -> assertThat(ev.getFormattedMessage()).doesNotContain(secret));
+  }
+
+  @Test
+  void credentials_fromTheEnvironment_areUsed() throws Exception {
+    BackendOptions env = BackendOptions.builder().environment(Map.of(
+        "AWS_ACCESS_KEY_ID", S3ProxyServer.IDENTITY,
+        "AWS_SECRET_ACCESS_KEY", S3ProxyServer.CREDENTIAL)).build();
+    try (BlobBackend b = Backends.open(s3.uri("layers/lazypull/blobs"), env)) {
+      assertThat(b.size(big().hex())).isEqualTo(TestBlobs.BIG_SIZE);
+    }
+  }
+
+  @Test
+  void missingBucket_isPermanent() throws Exception {
+    try (BlobBackend b = Backends.open(s3.uri("no-such-bucket"), S3ProxyServer.options().build())) {
+      assertThatThrownBy(() -> b.read(big().hex(), 0, ByteBuffer.allocate(10)))
+          .isInstanceOfSatisfying(BackendException.class, e -> {
+            assertThat(e.kind()).isEqualTo(Kind.PERMANENT);
+            assertThat(e.getMessage()).contains("NoSuchBucket");
+          });
+    }
+  }
+
+  @Test
+  void put_smallThreshold_usesMultipartWithSmallParts() throws Exception {
+    TestBlobs.Blob blob = TestBlobs.create(tmp, "mp.bin", (11L << 20) + 123, 99);
+    try (BlobBackend b = Backends.open(s3.uri("layers/mp"), S3ProxyServer.options()
+        .multipart(6L << 20, 5 << 20).build())) {
+      assertThat(b.put(blob.path())).isEqualTo(blob.hex());
+      assertThat(b.size(blob.hex())).isEqualTo(blob.size());
+      assertThat(b.download(blob.hex(), tmp.resolve("mp.out"))).isEqualTo(blob.size());
+    }
+  }
+
+  @Test
+  void objectKey_isPrefixPlusHex() throws Exception {
+    // The same bucket seen without the prefix: the object is at "lazypull/blobs/<hex>".
+    try (BlobBackend b = Backends.open(s3.uri("layers/lazypull"), S3ProxyServer.options().build())) {
+      assertThatThrownBy(() -> b.size(big().hex())).isInstanceOf(BackendException.class);
+    }
+    try (BlobBackend b = Backends.open(s3.uri("layers/lazypull/blobs/"), S3ProxyServer.options().build())) {
+      assertThat(b.size(big().hex())).isEqualTo(TestBlobs.BIG_SIZE);
+    }
+  }
+
+  static String stackText(Throwable t) {
+    java.io.StringWriter w = new java.io.StringWriter();
+    t.printStackTrace(new java.io.PrintWriter(w));
+    return w.toString();
+  }
+}
