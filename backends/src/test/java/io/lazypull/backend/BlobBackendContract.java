@@ -30,6 +30,9 @@ abstract class BlobBackendContract {
   /** The backend under test, holding the big blob. */
   abstract BlobBackend backend();
 
+  /** A new backend on the same place, with nothing cached. */
+  abstract BlobBackend openAnother() throws IOException;
+
   @TempDir Path tmp;
 
   static TestBlobs.Blob big() {
@@ -84,6 +87,18 @@ abstract class BlobBackendContract {
     assertThat(backend().read(big().hex(), TestBlobs.BIG_SIZE, dst)).isEqualTo(-1);
     assertThat(backend().read(big().hex(), TestBlobs.BIG_SIZE + 1_000_000, dst)).isEqualTo(-1);
     assertThat(dst.position()).isZero();
+  }
+
+  @Test
+  void read_pastTheEnd_onAFreshBackend_asksTheStore() throws IOException {
+    try (BlobBackend fresh = openAnother()) {
+      ByteBuffer dst = ByteBuffer.allocate(4096);
+      assertThat(fresh.read(big().hex(), TestBlobs.BIG_SIZE, dst)).isEqualTo(-1);
+      assertThat(fresh.read(big().hex(), TestBlobs.BIG_SIZE + 1_000_000, dst)).isEqualTo(-1);
+      assertThat(fresh.stats().requests()).isEqualTo(2);
+      assertThat(fresh.read(big().hex(), TestBlobs.BIG_SIZE - 10, dst)).isEqualTo(10);
+      assertNotFound(() -> fresh.read(MISSING, 0, ByteBuffer.allocate(1)));
+    }
   }
 
   @Test

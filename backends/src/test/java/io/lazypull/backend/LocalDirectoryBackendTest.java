@@ -30,6 +30,11 @@ class LocalDirectoryBackendTest extends BlobBackendContract {
     return backend;
   }
 
+  @Override
+  BlobBackend openAnother() throws java.io.IOException {
+    return Backends.open(dir.toUri(), BackendOptions.defaults());
+  }
+
   @Test
   void put_storesTheBlobUnderItsHexName_withNoTemporaryFileLeft() throws Exception {
     assertThat(dir.resolve(big().hex())).exists();

@@ -32,6 +32,11 @@ class OciLayoutBackendTest extends BlobBackendContract {
     return backend;
   }
 
+  @Override
+  BlobBackend openAnother() throws java.io.IOException {
+    return Backends.open("file://" + dir, BackendOptions.defaults());
+  }
+
   @Test
   void put_writesIntoBlobsSha256() {
     assertThat(dir.resolve("blobs/sha256/" + big().hex())).exists();

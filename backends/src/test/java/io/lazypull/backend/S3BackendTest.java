@@ -47,6 +47,11 @@ class S3BackendTest extends BlobBackendContract {
     return backend;
   }
 
+  @Override
+  BlobBackend openAnother() throws java.io.IOException {
+    return Backends.open(s3.uri("layers/lazypull/blobs"), S3ProxyServer.options().build());
+  }
+
   @Test
   void describe_showsBucketPrefixAndEndpoint() {
     assertThat(backend.describe()).isEqualTo("s3://layers/lazypull/blobs/?endpoint=http://127.0.0.1:"

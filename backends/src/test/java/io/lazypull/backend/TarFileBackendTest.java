@@ -38,6 +38,11 @@ class TarFileBackendTest extends BlobBackendContract {
   }
 
   @Override
+  BlobBackend openAnother() throws java.io.IOException {
+    return Backends.open(big().path().toUri(), BackendOptions.defaults());
+  }
+
+  @Override
   @Test
   void put_smallBlob_thenReadItBack_andPutAgainIsANoOp() throws Exception {
     Path f = TestBlobs.create(tmp, "small.bin", 1000, 1).path();

@@ -55,6 +55,7 @@ final class TokenServer implements AutoCloseable {
   final List<String> authorizationSeen = new CopyOnWriteArrayList<>();
   volatile Duration nextLifetime = Duration.ofHours(1);
   volatile long expiresIn = 300;
+  volatile String lastToken;
 
   private TokenServer(Path dir, String user, String password) throws Exception {
     this.user = user;
@@ -129,6 +130,7 @@ final class TokenServer implements AutoCloseable {
         }
       }
       String jwt = sign(access, nextLifetime);
+      lastToken = jwt;
       issued.incrementAndGet();
       byte[] body = JSON.writeValueAsBytes(Map.of("token", jwt, "access_token", jwt,
           "expires_in", expiresIn, "issued_at", Instant.now().toString()));
