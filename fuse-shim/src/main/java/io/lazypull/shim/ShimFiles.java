@@ -24,7 +24,7 @@ import org.slf4j.LoggerFactory;
  * The shim's filesystem, independent of the FUSE binding:
  *
  * <pre>
- *   /                     directory: the domains that have objects or cache files
+ *   /                     directory: the domains that have opened objects or cache files
  *   /&lt;domain&gt;/            directory, any name: volume key "erofs,&lt;domain&gt;"
  *   /&lt;domain&gt;/&lt;blob&gt;     read-only file, cookie key "&lt;blob&gt;", size = the copen size;
  *                         its lookup sends OPEN (once per object), reads send READs
@@ -132,7 +132,9 @@ public final class ShimFiles {
     if (p.length == 0) {
       List<String> volumes = store.volumes();
       for (CacheObject o : cache.objects()) {
-        volumes.add(o.volumeKey());
+        if (o.size() >= 0) {
+          volumes.add(o.volumeKey());
+        }
       }
       for (String v : volumes) {
         String domain = CacheFiles.erofsDomain(v);
@@ -144,7 +146,7 @@ public final class ShimFiles {
       String volume = volumeKey(p[0]);
       List<String> cookies = store.cookies(volume);
       for (CacheObject o : cache.objects()) {
-        if (o.volumeKey().equals(volume)) {
+        if (o.volumeKey().equals(volume) && o.size() >= 0) {
           cookies.add(o.cookieKey());
         }
       }

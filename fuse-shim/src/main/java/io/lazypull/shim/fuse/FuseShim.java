@@ -7,7 +7,6 @@ import io.lazypull.sys.Mounts;
 import io.lazypull.sys.Posix;
 import java.io.Closeable;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -25,8 +24,8 @@ import org.slf4j.LoggerFactory;
  * libfuse 2 runs multi-threaded: a reader waiting for a remote fetch must not hold up others
  * (with {@code -s} every callback would be serialized behind it).
  *
- * <p>Stopping: waiting readers get EIO, the mount is unmounted (lazily if an EROFS mount still
- * uses our files, and then the FUSE connection is aborted so the loop ends), then the device
+ * <p>Stopping: waiting readers get EIO, the mount is unmounted (if an EROFS mount still uses
+ * our files: the FUSE connection is aborted and the mount lazily detached), then the device
  * socket closes. A mountpoint left behind by a killed shim (ENOTCONN) is lazily unmounted first,
  * together with any EROFS mount stacked on its files.
  */
@@ -46,7 +45,6 @@ public final class FuseShim implements Closeable {
   private final Thread fuseThread;
   private final AtomicReference<Throwable> mountError = new AtomicReference<>();
   private final AtomicBoolean closed = new AtomicBoolean();
-  private volatile String connection; // the FUSE connection id (the mount's minor device number)
 
   private FuseShim(Path mountpoint, Shim shim, Options options) {
     this.mountpoint = mountpoint;
@@ -96,9 +94,8 @@ public final class FuseShim implements Closeable {
     while (true) {
       Mounts.MountInfo mi = Mounts.mountInfo(mountpoint);
       if (mi != null && mi.fsType().startsWith("fuse")) {
-        connection = mi.majorMinor().substring(mi.majorMinor().indexOf(':') + 1);
-        log.info("FUSE mounted at {} ({} {}, connection {}), serving {}", mountpoint, mi.fsType(),
-            mi.source(), connection, shim.cacheDir());
+        log.info("FUSE mounted at {} ({} {}), cache dir {}, device socket {}", mountpoint, mi.fsType(),
+            mi.source(), shim.cacheDir(), shim.socket());
         return;
       }
       if (!fuseThread.isAlive()) {
@@ -147,47 +144,42 @@ public final class FuseShim implements Closeable {
       unmount();
       join(STOP_TIMEOUT_MILLIS);
       if (fuseThread.isAlive()) {
-        abortConnection();
-        join(STOP_TIMEOUT_MILLIS);
-      }
-      if (fuseThread.isAlive()) {
-        log.warn("the FUSE loop at {} did not end", mountpoint);
+        log.warn("the FUSE loop at {} did not end within {} s", mountpoint, STOP_TIMEOUT_MILLIS / 1000);
       }
     }
     fs.markUnmounted();
     shim.close();
   }
 
+  /**
+   * umount(2); if an EROFS mount still uses our files (EBUSY), MNT_FORCE first, which aborts the
+   * FUSE connection (fuse_umount_begin) so the loop ends and the EROFS mount gets ENOTCONN, then
+   * a lazy unmount. libfuse's own teardown then finds nothing left to unmount.
+   */
   private void unmount() {
     try {
       Mounts.umount(mountpoint, 0);
       log.info("unmounted {}", mountpoint);
+      return;
     } catch (ErrnoException e) {
-      if (e.errno() == Errno.EBUSY) {
-        log.warn("{} is busy (an EROFS mount still uses its files?): unmounting it lazily", mountpoint);
-        try {
-          Mounts.umount(mountpoint, Mounts.MNT_DETACH);
-        } catch (ErrnoException e2) {
-          log.warn("lazy unmount of {}: {}", mountpoint, e2.getMessage());
+      if (e.errno() != Errno.EBUSY) {
+        if (e.errno() != Errno.EINVAL && e.errno() != Errno.ENOENT) {
+          log.warn("unmount {}: {}", mountpoint, e.getMessage());
         }
-        abortConnection(); // the loop only ends once the connection does
-      } else if (e.errno() != Errno.EINVAL && e.errno() != Errno.ENOENT) {
-        log.warn("unmount {}: {}", mountpoint, e.getMessage());
+        return;
       }
     }
-  }
-
-  private void abortConnection() {
-    String c = connection;
-    if (c == null) {
-      return;
-    }
-    Path abort = Path.of("/sys/fs/fuse/connections", c, "abort");
+    log.warn("{} is busy (an EROFS mount still uses its files?): aborting the FUSE connection and unmounting lazily", mountpoint);
     try {
-      Files.writeString(abort, "1", StandardCharsets.US_ASCII);
-      log.info("aborted FUSE connection {}", c);
-    } catch (IOException e) {
-      log.debug("abort {}: {}", abort, e.getMessage());
+      Mounts.umount(mountpoint, Mounts.MNT_FORCE);
+      return;
+    } catch (ErrnoException e) {
+      log.debug("forced unmount of {}: {}", mountpoint, e.getMessage());
+    }
+    try {
+      Mounts.umount(mountpoint, Mounts.MNT_DETACH);
+    } catch (ErrnoException e) {
+      log.warn("lazy unmount of {}: {}", mountpoint, e.getMessage());
     }
   }
 

@@ -129,7 +129,10 @@ public final class CacheStore implements AutoCloseable {
     return list(root, true);
   }
 
-  /** The cookies of {@code volumeKey} that have a cache file here (unescaped). */
+  /**
+   * The cookies of {@code volumeKey} that have a cache file here (unescaped): only files a copen
+   * sized (a lookup the daemon failed leaves an empty file without the size xattr).
+   */
   public List<String> cookies(String volumeKey) {
     return list(root.resolve(escape(volumeKey)), false);
   }
@@ -139,8 +142,15 @@ public final class CacheStore implements AutoCloseable {
     try (DirectoryStream<Path> s = Files.newDirectoryStream(dir)) {
       for (Path p : s) {
         String name = unescape(p.getFileName().toString());
-        if (name != null && Files.isDirectory(p) == dirs) {
-          out.add(name);
+        if (name == null || Files.isDirectory(p) != dirs) {
+          continue;
+        }
+        try {
+          if (dirs || Posix.getXattr(p.toString(), SIZE_XATTR) != null) {
+            out.add(name);
+          }
+        } catch (ErrnoException e) {
+          // vanished or unreadable: not listed
         }
       }
     } catch (IOException e) {
