@@ -28,8 +28,17 @@ import software.amazon.awssdk.services.s3.S3Client;
 @ExtendWith(LocalStackS3BackendTest.SayWhyWhenSkipped.class) // first: it prints the reason
 @Testcontainers(disabledWithoutDocker = true)
 class LocalStackS3BackendTest extends BlobBackendContract {
-  static final String IMAGE = System.getProperty("lazypull.localstack.image",
-      System.getenv().getOrDefault("LOCALSTACK_IMAGE", "localstack/localstack:4.4"));
+  static final String IMAGE = firstNonBlank(System.getProperty("lazypull.localstack.image"),
+      System.getenv("LOCALSTACK_IMAGE"), "localstack/localstack:4.4");
+
+  private static String firstNonBlank(String... values) {
+    for (String v : values) {
+      if (v != null && !v.isBlank()) {
+        return v.trim();
+      }
+    }
+    throw new AssertionError();
+  }
 
   @Container
   static final LocalStackContainer localstack = new LocalStackContainer(
