@@ -347,24 +347,25 @@ public final class ShimDevice implements Device {
       }
       throw e;
     }
-    long waited = 0;
+    long start = System.nanoTime();
+    long nextLog = start + LOG_EVERY_MILLIS * 1_000_000;
     synchronized (lock) {
       while (c.reply == null) {
         if (deadReason != null || closed) {
           calls.remove(req.tag());
           throw dead();
         }
+        long now = System.nanoTime();
+        if (now >= nextLog) {
+          log.warn("{}: still no reply to tag {} after {} s", description, Integer.toUnsignedString(req.tag()),
+              (now - start) / 1_000_000_000);
+          nextLog = now + LOG_EVERY_MILLIS * 1_000_000;
+        }
         try {
-          lock.wait(LOG_EVERY_MILLIS);
+          lock.wait(Math.max(1, (nextLog - now) / 1_000_000));
         } catch (InterruptedException e) {
           Thread.currentThread().interrupt();
           throw new InterruptedIOException("interrupted waiting for " + description);
-        }
-        if (c.reply == null) {
-          waited += LOG_EVERY_MILLIS;
-          if (waited > 0 && deadReason == null && !closed) {
-            log.warn("{}: still no reply to tag {} after {} s", description, Integer.toUnsignedString(req.tag()), waited / 1000);
-          }
         }
       }
     }
