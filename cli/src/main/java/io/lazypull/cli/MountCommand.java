@@ -1,13 +1,91 @@
 package io.lazypull.cli;
 
+import io.lazypull.erofs.ErofsImage;
+import io.lazypull.erofs.ImageSource;
+import io.lazypull.sys.ErrnoException;
+import io.lazypull.sys.Mounts;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.NoSuchFileException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.Callable;
+import java.util.regex.Pattern;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
 
-/** Placeholder until this command lands; it fails clearly instead of pretending. */
-@Command(name = "mount", mixinStandardHelpOptions = true, description = "Mount an image served on demand (fscache mode or over the fuse-shim).")
+@Command(name = "mount", mixinStandardHelpOptions = true, sortOptions = false,
+    description = {
+      "Mount an image served on demand, read-only.",
+      "",
+      "An image is named by its fsid, the sha256 of its meta blob. Over the fuse-shim",
+      "(--shim DIR, the shim's mountpoint) the meta blob is DIR/<domain>/<fsid>: this",
+      "command reads its device table through the shim and mounts it with mount(2),",
+      "file-backed, with device=DIR/<domain>/<tag> for each data blob (no loop devices).",
+      "Without --shim it mounts in the kernel's fscache mode",
+      "(mount -t erofs none -o fsid=F[,domain_id=D]), which needs a kernel with",
+      "CONFIG_EROFS_FS_ONDEMAND and 'lazypull daemon --device kernel' running.",
+      "",
+      "The domain defaults to the fsid (the kernel's volume name when no domain_id is",
+      "given); blobs shared by images of one domain are fetched and cached once.",
+    })
 final class MountCommand implements Callable<Integer> {
+  private static final Pattern DIGEST = Pattern.compile("[0-9a-f]{64}");
+
+  @Option(names = "--shim", paramLabel = "DIR", description = "The fuse-shim's mountpoint.")
+  Path shim;
+
+  @Option(names = "--fsid", required = true, paramLabel = "DIGEST", description = "The image: its meta blob's sha256.")
+  String fsid;
+
+  @Option(names = "--domain", paramLabel = "NAME", description = "The image's domain (default: the fsid).")
+  String domain;
+
+  @Parameters(index = "0", paramLabel = "TARGET", description = "Where to mount it.")
+  Path target;
+
   @Override
-  public Integer call() {
-    throw new UnsupportedOperationException("'mount' is not implemented yet");
+  public Integer call() throws Exception {
+    String id = fsid.startsWith("sha256:") ? fsid.substring(7) : fsid;
+    if (!DIGEST.matcher(id).matches()) {
+      throw new IllegalArgumentException("--fsid must be a sha256 hex digest (64 lowercase hex chars), not '" + fsid + "'");
+    }
+    if (!Files.isDirectory(target)) {
+      throw new NoSuchFileException(target.toString(), null, "mount target is not a directory");
+    }
+    String dom = domain == null ? id : domain;
+    if (shim == null) {
+      Mounts.mountErofsFscache(id, domain, target);
+    } else {
+      mountOverShim(id, dom);
+    }
+    System.out.println("mounted " + id + " (domain " + dom + ") on " + target);
+    return 0;
+  }
+
+  private void mountOverShim(String id, String dom) throws IOException {
+    Path meta = shim.resolve(dom).resolve(id);
+    List<String> tags = new ArrayList<>();
+    try (ImageSource src = ImageSource.of(meta); ErofsImage image = ErofsImage.open(src, List.of())) {
+      for (ErofsImage.Device d : image.devices()) {
+        tags.add(d.tag());
+      }
+    } catch (NoSuchFileException e) {
+      throw new IOException("image " + id + " not found: the daemon behind the shim at " + shim
+          + " does not know it in domain " + dom + " (is 'lazypull daemon' running with a backend that has it?)");
+    } catch (ErrnoException e) {
+      throw new IOException("cannot read the meta blob of " + id + " through the shim: " + e.getMessage(), e);
+    }
+    List<Path> devices = new ArrayList<>();
+    for (String tag : tags) {
+      if (!DIGEST.matcher(tag).matches()) {
+        throw new IOException("image " + id + ": device tag '" + tag + "' is not a blob digest;"
+            + " build images with 'lazypull mkfs --layout chunked|tar-index'");
+      }
+      devices.add(shim.resolve(dom).resolve(tag));
+    }
+    Mounts.mountErofs(meta, target, devices);
   }
 }
