@@ -129,6 +129,7 @@ public final class ErofsImage implements Closeable {
     void visit(String path, Node node) throws IOException;
   }
 
+  private static final byte[] ZEROS = new byte[64 * 1024];
   private static final byte[] DOT = {'.'};
   private static final byte[] DOTDOT = {'.', '.'};
 
@@ -401,8 +402,10 @@ public final class ErofsImage implements Closeable {
     long chunkStart = k << chunkBits;
     int len = (int) Math.min(max, Math.min(n.size(), chunkStart + (1L << chunkBits)) - pos);
     if (blk == Erofs.NULL_ADDR) {
-      for (int i = 0; i < len; i++) {
-        dst.put((byte) 0);
+      for (int left = len; left > 0; ) {
+        int part = Math.min(left, ZEROS.length);
+        dst.put(ZEROS, 0, part);
+        left -= part;
       }
       return len;
     }

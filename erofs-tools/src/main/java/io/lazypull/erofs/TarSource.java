@@ -44,6 +44,8 @@ final class TarSource implements Closeable {
   private final boolean convertWhiteouts;
   private final TreeInode root = new TreeInode(Erofs.S_IFDIR | 0755);
   final List<TreeInode> implicitDirectories = new ArrayList<>();
+  /** The current member's xattrs as raw bytes ({@link PaxXattrs}), or null to use the parsed ones. */
+  private Map<String, byte[]> rawXattrs;
 
   private TarSource(Path tar, boolean convertWhiteouts) throws IOException {
     this.tarFile = new TarFile(tar);
@@ -58,8 +60,15 @@ final class TarSource implements Closeable {
   static TarSource scan(Path tar, boolean convertWhiteouts) throws IOException {
     TarSource source = new TarSource(tar, convertWhiteouts);
     try {
+      long headersStart = 0;
       for (TarArchiveEntry entry : source.tarFile.getEntries()) {
+        source.rawXattrs = entry.isSparse() ? null
+            : PaxXattrs.read(source.channel, headersStart, entry.getDataOffset());
         source.add(entry);
+        // The next member's headers start after this member's data, padded to 512 bytes;
+        // after a sparse member that is unknown, and its successor falls back (rawXattrs null).
+        headersStart = entry.isSparse() ? Long.MAX_VALUE
+            : entry.getDataOffset() + (entry.getSize() + 511) / 512 * 512;
       }
       return source;
     } catch (IOException | RuntimeException e) {
@@ -169,7 +178,7 @@ final class TarSource implements Closeable {
     throw new IOException(where + ": unsupported tar entry type '" + (char) entry.getLinkFlag() + "'");
   }
 
-  private static void applyAttributes(TreeInode inode, TarArchiveEntry entry, String where)
+  private void applyAttributes(TreeInode inode, TarArchiveEntry entry, String where)
       throws IOException {
     inode.origin = where;
     inode.mode = (inode.mode & Erofs.S_IFMT) | (entry.getMode() & 07777);
@@ -181,6 +190,10 @@ final class TarSource implements Closeable {
     Instant t = entry.getLastModifiedTime().toInstant();
     inode.mtime = t.getEpochSecond();
     inode.mtimeNsec = t.getNano();
+    if (rawXattrs != null) {
+      inode.xattrs.putAll(rawXattrs);
+      return;
+    }
     for (Map.Entry<String, String> h : entry.getExtraPaxHeaders().entrySet()) {
       if (h.getKey().startsWith(PAX_XATTR)) {
         String value = h.getValue();
