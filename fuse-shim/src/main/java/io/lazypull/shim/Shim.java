@@ -2,6 +2,7 @@ package io.lazypull.shim;
 
 import io.lazypull.shim.ondemand.CacheStore;
 import io.lazypull.shim.ondemand.OndemandCache;
+import io.lazypull.sys.Posix;
 import java.io.Closeable;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -32,6 +33,8 @@ public final class Shim implements Closeable {
 
   private Shim(Path cacheDir, Path socket) throws IOException {
     this.socket = socket.toAbsolutePath();
+    long nofile = Posix.raiseNoFileLimit(); // an fd per object (cache file) and per anon socket
+    log.debug("RLIMIT_NOFILE {}", nofile);
     this.store = new CacheStore(cacheDir);
     DeviceServer s = null;
     try {
