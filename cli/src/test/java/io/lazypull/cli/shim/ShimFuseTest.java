@@ -193,6 +193,56 @@ class ShimFuseTest {
     assertThat(shim.shim().stats().readRequests()).isZero();
   }
 
+  @Test
+  void failover_daemonKilledAgainAndAgainDuringErofsReads_readersGetTheRightBytes() throws Exception {
+    Requirements.assumeCommand("mkfs.erofs");
+    Path src = tmp.resolve("src");
+    buildTree(src);
+    for (int i = 0; i < 6; i++) {
+      Files.write(src.resolve("more" + i), random(300_000 + i * 4096, 10 + i));
+    }
+    Path meta = tmp.resolve("meta.img");
+    Path blob = tmp.resolve("blob.img");
+    Process mkfs = new ProcessBuilder("mkfs.erofs", "--quiet", "--chunksize=65536", "--blobdev=" + blob, meta.toString(),
+        src.toString() + "/").redirectErrorStream(true).start();
+    mkfs.getInputStream().readAllBytes();
+    assertThat(mkfs.waitFor()).isZero();
+    blobs.put("meta", Files.readAllBytes(meta));
+    blobs.put("blob1", Files.readAllBytes(blob));
+    Map<String, String> expected = digests(src);
+    Files.createDirectories(target);
+
+    up();
+    daemon.readDelayMillis = 15;
+    int holder = io.lazypull.sys.Posix.dup(daemon.deviceFd()); // what 'lazypull holder' keeps
+    try {
+      Mounts.mountErofs(mp.resolve("dom/meta"), target, List.of(mp.resolve("dom/blob1")));
+      java.util.concurrent.CompletableFuture<Map<String, String>> reader =
+          java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+            try {
+              return digests(target);
+            } catch (Exception e) {
+              throw new java.util.concurrent.CompletionException(e);
+            }
+          });
+      int kills = 0;
+      while (!reader.isDone() && kills < 20) {
+        Thread.sleep(60);
+        daemon.crash(); // in-flight READs are lost with it
+        kills++;
+        Thread.sleep(20);
+        daemon = new TestBlobDaemon(ShimDevice.adopt(io.lazypull.sys.Posix.dup(holder)), blobs, true);
+        daemon.readDelayMillis = 15;
+      }
+      daemon.readDelayMillis = 0;
+      assertThat(reader.get(60, TimeUnit.SECONDS)).as("after %d kills", kills).isEqualTo(expected);
+      assertThat(kills).isPositive();
+      assertThat(shim.shim().stats().readFailures()).isZero();
+    } finally {
+      io.lazypull.sys.Posix.closeQuietly(holder);
+    }
+  }
+
   /**
    * <pre>
    * src/

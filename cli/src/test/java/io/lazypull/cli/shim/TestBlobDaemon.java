@@ -27,8 +27,11 @@ final class TestBlobDaemon implements AutoCloseable {
   private final Map<Integer, Obj> objects = new ConcurrentHashMap<>();
   private final ExecutorService pool = Executors.newFixedThreadPool(2);
   private final Thread loop;
+  private final boolean restore;
   private volatile boolean stop;
   volatile boolean failReads;
+  /** Each READ sleeps this long first (so that a crash finds READs in flight). */
+  volatile long readDelayMillis;
   final AtomicInteger opens = new AtomicInteger();
   /** Every READ request served: {blob name, offset, length}. */
   final List<Object[]> reads = java.util.Collections.synchronizedList(new ArrayList<>());
@@ -37,8 +40,14 @@ final class TestBlobDaemon implements AutoCloseable {
   private record Obj(String name, byte[] data, AnonFd fd) {}
 
   TestBlobDaemon(Device device, Map<String, byte[]> blobs) {
+    this(device, blobs, false);
+  }
+
+  /** With {@code restore}: a daemon that took over a held device writes restore, then reads. */
+  TestBlobDaemon(Device device, Map<String, byte[]> blobs, boolean restore) {
     this.device = device;
     this.blobs = blobs;
+    this.restore = restore;
     this.loop = new Thread(this::run, "test-daemon");
     loop.setDaemon(true);
     loop.start();
@@ -46,6 +55,9 @@ final class TestBlobDaemon implements AutoCloseable {
 
   private void run() {
     try {
+      if (restore) {
+        device.restore();
+      }
       while (!stop) {
         if (!device.awaitReadable(100)) {
           continue;
@@ -92,6 +104,12 @@ final class TestBlobDaemon implements AutoCloseable {
       return;
     }
     try {
+      if (readDelayMillis > 0) {
+        Thread.sleep(readDelayMillis);
+      }
+      if (stop) {
+        return; // crashed meanwhile: never answered
+      }
       reads.add(new Object[] {obj.name(), r.offset(), r.length()});
       if (!failReads) {
         ByteBuffer buf = ByteBuffer.allocateDirect((int) r.length());
@@ -104,7 +122,33 @@ final class TestBlobDaemon implements AutoCloseable {
       if (!stop) {
         error = e;
       }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
     }
+  }
+
+  /**
+   * kill -9: every fd closes at once and nothing in flight is answered (READs being served are
+   * abandoned). A holder's copy of the device socket, if any, keeps the device alive.
+   */
+  void crash() {
+    stop = true;
+    pool.shutdownNow();
+    for (Obj o : objects.values()) {
+      o.fd().close();
+    }
+    objects.clear();
+    device.close();
+    try {
+      loop.join(5000);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  /** The device's fd, for a holder to dup. */
+  int deviceFd() {
+    return device.fd();
   }
 
   /** READ requests served for one blob. */
