@@ -178,6 +178,12 @@ class ShimFuseTest {
 
     up();
     Mounts.mountErofs(mp.resolve("dom/meta"), target, List.of(mp.resolve("dom/blob1")));
+    // Any user reads through EROFS (cold: the FUSE reads run as that user); raw blobs are root's.
+    Files.setPosixFilePermissions(tmp, java.nio.file.attribute.PosixFilePermissions.fromString("rwxr-xr-x"));
+    assertThat(runAsNobody("sha256sum " + target.resolve("dir/nested/deep")))
+        .startsWith(expected.get("dir/nested/deep"));
+    assertThat(runAsNobody("cat " + mp.resolve("dom/blob1") + " >/dev/null && echo readable || echo denied"))
+        .contains("denied");
     assertThat(digests(target)).isEqualTo(expected);
     long firstReads = daemon.reads.size();
     assertThat(firstReads).isPositive();
@@ -241,6 +247,14 @@ class ShimFuseTest {
     } finally {
       io.lazypull.sys.Posix.closeQuietly(holder);
     }
+  }
+
+  static String runAsNobody(String command) throws Exception {
+    Process p = new ProcessBuilder("runuser", "-u", "nobody", "--", "sh", "-c", command)
+        .redirectErrorStream(true).start();
+    String out = new String(p.getInputStream().readAllBytes());
+    p.waitFor();
+    return out;
   }
 
   /**

@@ -21,6 +21,11 @@ import ru.serce.jnrfuse.struct.FuseFileInfo;
  * {@code keep_cache} is set through the raw struct (jnr declares the bitfield at the wrong
  * offset), the fsname is fixed, reads land straight in libfuse's buffer (a direct ByteBuffer
  * over its address, no heap copy), and no callback lets an exception escape into native code.
+ *
+ * <p>Files are 0400 and directories 0500, owned by root, checked by the kernel
+ * ({@code default_permissions}): a raw blob holds every file of an image whatever their modes,
+ * so only root may open one (the kernel's cachefiles files are root's too). An EROFS mount
+ * opens them as root once; readers of any user then read through it ({@code allow_other}).
  */
 final class ShimFuseFs extends FuseStubFS {
   static final String FS_NAME = "lazypull-shim";
@@ -51,10 +56,10 @@ final class ShimFuseFs extends FuseStubFS {
     try {
       ShimFiles.Attr a = files.getattr(path);
       if (a.directory()) {
-        stat.st_mode.set(FileStat.S_IFDIR | 0555);
+        stat.st_mode.set(FileStat.S_IFDIR | 0500);
         stat.st_nlink.set(2);
       } else {
-        stat.st_mode.set(FileStat.S_IFREG | 0444);
+        stat.st_mode.set(FileStat.S_IFREG | 0400);
         stat.st_nlink.set(1);
         stat.st_size.set(a.size());
         stat.st_blocks.set((a.size() + 511) / 512);
