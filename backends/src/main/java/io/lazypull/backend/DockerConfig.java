@@ -9,7 +9,6 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Base64;
-import java.util.Iterator;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
@@ -67,14 +66,12 @@ final class DockerConfig {
     }
     String want = hostPort.toLowerCase(Locale.ROOT);
     JsonNode helpers = root.path("credHelpers");
-    for (Iterator<Map.Entry<String, JsonNode>> it = helpers.fields(); it.hasNext(); ) {
-      Map.Entry<String, JsonNode> e = it.next();
+    for (Map.Entry<String, JsonNode> e : helpers.properties()) {
       if (matches(e.getKey(), want)) {
         return helper(e.getValue().asText(), serverUrl(e.getKey(), want), env);
       }
     }
-    for (Iterator<Map.Entry<String, JsonNode>> it = root.path("auths").fields(); it.hasNext(); ) {
-      Map.Entry<String, JsonNode> e = it.next();
+    for (Map.Entry<String, JsonNode> e : root.path("auths").properties()) {
       if (!matches(e.getKey(), want)) {
         continue;
       }

@@ -209,6 +209,8 @@ final class ManagedBackend implements BlobBackend {
         return attempt.run(call);
       } catch (BackendException e) {
         failure = call.timedOut() && e.kind() != Kind.NOT_FOUND ? timedOut(op, hex, e) : e;
+      } catch (SinkFailure e) {
+        throw e.getCause(); // the caller's channel failed: not the backend's fault, not retried
       } catch (IOException e) {
         if (Thread.currentThread().isInterrupted()) {
           throw e;
@@ -279,6 +281,20 @@ final class ManagedBackend implements BlobBackend {
     return msg == null || msg.isBlank() ? type : type + ": " + msg;
   }
 
+  /** A write to the caller's channel failed; carries that failure through the store. */
+  private static final class SinkFailure extends IOException {
+    private static final long serialVersionUID = 1L;
+
+    SinkFailure(IOException cause) {
+      super(cause);
+    }
+
+    @Override
+    public synchronized IOException getCause() {
+      return (IOException) super.getCause();
+    }
+  }
+
   /** Passes bytes to the target, hashing and counting them on the way. */
   private final class HashingChannel implements WritableByteChannel {
     private final WritableByteChannel target;
@@ -292,7 +308,12 @@ final class ManagedBackend implements BlobBackend {
     @Override
     public int write(ByteBuffer src) throws IOException {
       ByteBuffer seen = src.duplicate();
-      int n = target.write(src);
+      int n;
+      try {
+        n = target.write(src);
+      } catch (IOException e) {
+        throw new SinkFailure(e);
+      }
       seen.limit(seen.position() + n);
       md.update(seen);
       count += n;

@@ -143,7 +143,7 @@ final class RegistryStore implements Store {
   public long size(String hex, Call call) throws IOException {
     HttpResponse<InputStream> resp = exchange("size", hex, "HEAD", blobUri(hex),
         BodyPublishers.noBody(), null, pullScope, call);
-    try (InputStream ignored = resp.body()) {
+    try {
       if (resp.statusCode() != 200) {
         throw failure("size", hex, resp);
       }
@@ -153,6 +153,8 @@ final class RegistryStore implements Store {
             "HEAD answered without a Content-Length", null);
       }
       return len.getAsLong();
+    } finally {
+      resp.body().close();
     }
   }
 
@@ -268,22 +270,26 @@ final class RegistryStore implements Store {
   /** Checks a 202 and returns its Location, resolved against where we sent the request. */
   private URI nextLocation(String op, String hex, HttpResponse<InputStream> resp, URI sentTo)
       throws IOException {
-    try (InputStream ignored = resp.body()) {
+    try {
       if (resp.statusCode() != 202) {
         throw failure(op, hex, resp);
       }
       String loc = resp.headers().firstValue("Location").orElseThrow(() -> new BackendException(
           Kind.PERMANENT, description, op, hex, 202, "upload answered without a Location", null));
       return sentTo.resolve(loc);
+    } finally {
+      resp.body().close();
     }
   }
 
   private void expect(String op, String hex, HttpResponse<InputStream> resp, int status)
       throws IOException {
-    try (InputStream ignored = resp.body()) {
+    try {
       if (resp.statusCode() != status) {
         throw failure(op, hex, resp);
       }
+    } finally {
+      resp.body().close();
     }
   }
 

@@ -25,7 +25,7 @@ import software.amazon.awssdk.core.checksums.RequestChecksumCalculation;
 import software.amazon.awssdk.core.checksums.ResponseChecksumValidation;
 import software.amazon.awssdk.core.exception.SdkException;
 import software.amazon.awssdk.core.sync.RequestBody;
-import software.amazon.awssdk.http.apache.ApacheHttpClient;
+import software.amazon.awssdk.http.apache5.Apache5HttpClient;
 import software.amazon.awssdk.regions.Region;
 import software.amazon.awssdk.regions.providers.AwsProfileRegionProvider;
 import software.amazon.awssdk.services.s3.S3Client;
@@ -36,7 +36,7 @@ import software.amazon.awssdk.services.s3.model.GetObjectResponse;
 
 /**
  * Blobs as objects in an S3 bucket (AWS or any S3-compatible store), through aws-sdk-java-v2
- * with the Apache HTTP client.
+ * with the Apache HttpClient 5 based client.
  *
  * <pre>
  * s3://BUCKET[/PREFIX][?endpoint=URL][&amp;region=R][&amp;path-style=true][&amp;anonymous=true]
@@ -90,7 +90,7 @@ final class S3Store implements Store {
     this.description = d.toString();
 
     S3ClientBuilder b = S3Client.builder()
-        .httpClientBuilder(ApacheHttpClient.builder()
+        .httpClientBuilder(Apache5HttpClient.builder()
             .connectionTimeout(options.connectTimeout())
             .socketTimeout(options.readTimeout())
             .maxConnections(options.maxConcurrentRequests()))

@@ -131,6 +131,30 @@ class ManagedBackendTest {
   }
 
   @Test
+  void aFailingTargetChannel_isNotRetried_andItsErrorComesThrough() throws Exception {
+    try (ManagedBackend b = backend()) {
+      java.nio.channels.WritableByteChannel broken = new java.nio.channels.WritableByteChannel() {
+        @Override
+        public int write(ByteBuffer src) throws java.io.IOException {
+          throw new java.io.IOException("Broken pipe");
+        }
+
+        @Override
+        public boolean isOpen() {
+          return true;
+        }
+
+        @Override
+        public void close() {}
+      };
+      assertThatThrownBy(() -> b.transferTo(hex, broken)).isExactlyInstanceOf(java.io.IOException.class)
+          .hasMessage("Broken pipe");
+      assertThat(b.stats().retries()).isZero();
+      assertThat(sleeps).isEmpty();
+    }
+  }
+
+  @Test
   void corruptWholeBlob_isDetected_andDownloadWritesNothing() throws Exception {
     store.corrupt = true;
     try (ManagedBackend b = backend()) {

@@ -82,9 +82,11 @@ final class S3ProxyServer implements AutoCloseable {
   }
 
   @Override
-  public void close() throws Exception {
+  public void close() {
     try {
       proxy.stop();
+    } catch (Exception e) {
+      throw new IllegalStateException("S3Proxy did not stop", e);
     } finally {
       context.close();
       try (Stream<Path> s = Files.walk(dir)) {

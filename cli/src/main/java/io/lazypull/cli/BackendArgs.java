@@ -17,9 +17,11 @@ final class BackendArgs {
   @Option(names = {"-b", "--backend"}, paramLabel = "URI", required = true,
       defaultValue = "${env:LAZYPULL_BACKEND}",
       description = {"Where the blobs are (default: $LAZYPULL_BACKEND):",
-          "  file:///DIR (or a plain path; DIR may be an OCI layout), file:///PATH/layer.tar,",
-          "  s3://BUCKET[/PREFIX][?endpoint=URL&region=R&path-style=true&anonymous=true],",
-          "  oci://HOST[:PORT]/REPOSITORY, oci+http://HOST[:PORT]/REPOSITORY"})
+          "file:///DIR or a path (a blob directory or an OCI layout),",
+          "file:///PATH/layer.tar (one blob),",
+          "s3://BUCKET[/PREFIX][?endpoint=URL&region=R&path-style=true],",
+          "oci://HOST[:PORT]/REPO, oci+http://HOST[:PORT]/REPO.",
+          "See docs/backends.md."})
   String uri;
 
   @Option(names = "--retries", paramLabel = "N", defaultValue = "4",

@@ -49,10 +49,11 @@ import picocli.CommandLine.Option;
 
 /** Ranged-read latency and throughput per backend, beside a whole-blob download. */
 @Command(name = "backends", mixinStandardHelpOptions = true,
-    description = {"Ranged-read latency (p50/p99 for 4 KiB, 128 KiB, 1 MiB) and throughput per",
-        "backend on loopback, beside a whole-blob download with the same client. Starts a",
-        "file:// directory, S3Proxy (when on the classpath: see ci/bench-backends) and",
-        "docker-registry (when installed); --backend adds others. Prints a table on stdout."})
+    description = {"Ranged-read latency (p50/p99 of 4 KiB, 128 KiB, 1 MiB reads) and",
+        "throughput per backend on loopback, beside a whole-blob download with",
+        "the same client. Measures a file:// directory, S3Proxy (when on the",
+        "classpath: ci/bench-backends puts it there) and docker-registry (when",
+        "installed); --backend adds others. Prints a table on stdout."})
 final class BenchBackendsCommand implements Callable<Integer> {
   private static final Logger log = LoggerFactory.getLogger(BenchBackendsCommand.class);
   private static final int[] RANGES = {4 << 10, 128 << 10, 1 << 20};
@@ -85,7 +86,8 @@ final class BenchBackendsCommand implements Callable<Integer> {
 
   record Target(String name, String uri, BackendOptions options) {}
 
-  record Row(String backend, String what, int n, double p50Ms, double p99Ms, double mibPerSec) {}
+  record Row(String backend, String what, int n, double p50Ms, double p99Ms, double mibPerSec,
+      double opsPerSec) {}
 
   /** True if S3Proxy and jclouds can be loaded (never loads S3ProxyLauncher otherwise). */
   static boolean s3ProxyPresent() {
@@ -175,7 +177,8 @@ final class BenchBackendsCommand implements Callable<Integer> {
       long t0 = System.nanoTime();
       b.put(blob);
       double putSecs = (System.nanoTime() - t0) / 1e9;
-      rows.add(new Row(t.name(), "put (upload)", 1, putSecs * 1000, Double.NaN, mib(size) / putSecs));
+      rows.add(new Row(t.name(), "put (upload)", 1, putSecs * 1000, Double.NaN, mib(size) / putSecs,
+          Double.NaN));
       b.size(hex);
       SplittableRandom rnd = new SplittableRandom(42);
       for (int range : RANGES) {
@@ -199,7 +202,8 @@ final class BenchBackendsCommand implements Callable<Integer> {
         double secs = (System.nanoTime() - start) / 1e9;
         Arrays.sort(lat);
         rows.add(new Row(t.name(), "read " + human(range), runs, lat[(runs - 1) / 2] / 1e6,
-            lat[Math.max(0, (int) Math.ceil(runs * 0.99) - 1)] / 1e6, mib((long) range * runs) / secs));
+            lat[Math.max(0, (int) Math.ceil(runs * 0.99) - 1)] / 1e6, mib((long) range * runs) / secs,
+            runs / secs));
       }
       rows.add(parallel(t, b, hex, size));
       long w0 = System.nanoTime();
@@ -209,7 +213,7 @@ final class BenchBackendsCommand implements Callable<Integer> {
         throw new IOException(t.name() + ": whole-blob transfer gave " + n + " of " + size + " bytes");
       }
       rows.add(new Row(t.name(), "whole blob (streamed, verified)", 1, wholeSecs * 1000, Double.NaN,
-          mib(size) / wholeSecs));
+          mib(size) / wholeSecs, Double.NaN));
       log.info("{}: {}", t.name(), b.stats());
     }
     return rows;
@@ -250,7 +254,7 @@ final class BenchBackendsCommand implements Callable<Integer> {
       Arrays.sort(all);
       return new Row(t.name(), "read 1 MiB x" + threads + " threads", all.length,
           all[(all.length - 1) / 2] / 1e6, all[Math.max(0, (int) Math.ceil(all.length * 0.99) - 1)] / 1e6,
-          mib((long) range * all.length) / secs);
+          mib((long) range * all.length) / secs, all.length / secs);
     } finally {
       pool.shutdownNow();
     }
@@ -260,11 +264,11 @@ final class BenchBackendsCommand implements Callable<Integer> {
     PrintWriter out = spec.commandLine().getOut();
     int w = rows.stream().mapToInt(r -> r.backend().length()).max().orElse(7);
     w = Math.max(w, 7);
-    String fmt = "%-" + w + "s  %-32s %6s %10s %10s %10s%n";
-    out.printf(fmt, "backend", "operation", "n", "p50 ms", "p99 ms", "MiB/s");
+    String fmt = "%-" + w + "s  %-32s %6s %10s %10s %10s %10s%n";
+    out.printf(fmt, "backend", "operation", "n", "p50 ms", "p99 ms", "MiB/s", "ops/s");
     for (Row r : rows) {
       out.printf(Locale.ROOT, fmt, r.backend(), r.what(), r.n(), ms(r.p50Ms()), ms(r.p99Ms()),
-          String.format(Locale.ROOT, "%.0f", r.mibPerSec()));
+          rate(r.mibPerSec()), rate(r.opsPerSec()));
     }
     for (String n : notes) {
       out.println("note: " + n);
@@ -277,6 +281,13 @@ final class BenchBackendsCommand implements Callable<Integer> {
       return "-";
     }
     return String.format(Locale.ROOT, v < 10 ? "%.3f" : "%.1f", v);
+  }
+
+  private static String rate(double v) {
+    if (Double.isNaN(v)) {
+      return "-";
+    }
+    return String.format(Locale.ROOT, v < 10 ? "%.1f" : "%.0f", v);
   }
 
   private static double mib(long bytes) {

@@ -24,8 +24,9 @@ import picocli.CommandLine.Parameters;
  */
 @Command(name = "fetch", mixinStandardHelpOptions = true,
     description = {"Write a blob, or a range of it, from a backend to stdout (or a file).",
-        "A whole blob is verified against its digest: with -o FILE the file only appears if it",
-        "matches; on stdout the bytes have gone out when a mismatch is found (exit 1)."})
+        "A whole blob is verified against its digest: with -o FILE the file",
+        "appears only if it matches; on stdout the bytes are out before a",
+        "mismatch can be found (then the exit code is 1)."})
 final class FetchCommand implements Callable<Integer> {
   private static final int BUFFER = 1 << 20;
   private static final long MAX_VERIFIED_RANGE = 256L << 20;

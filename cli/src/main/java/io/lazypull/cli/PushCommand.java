@@ -19,9 +19,10 @@ import picocli.CommandLine.Parameters;
 
 /** Uploads files as blobs named by their sha256 and prints "sha256:HEX" for each, in order. */
 @Command(name = "push", mixinStandardHelpOptions = true,
-    description = {"Upload files to a backend as blobs named by their sha256; print sha256:HEX",
-        "for each file, in order. Blobs already there are not uploaded again. Files above the",
-        "multipart threshold go up in parts (S3 multipart upload, registry PATCH chunks)."})
+    description = {"Upload files to a backend as blobs named by their sha256 and print",
+        "sha256:HEX for each file, in order. Blobs already there are not sent",
+        "again. Files above the multipart threshold go up in parts (S3",
+        "multipart upload, registry PATCH chunks)."})
 final class PushCommand implements Callable<Integer> {
   private static final Logger log = LoggerFactory.getLogger(PushCommand.class);
 

@@ -64,9 +64,11 @@ final class S3ProxyLauncher implements AutoCloseable {
   }
 
   @Override
-  public void close() throws Exception {
+  public void close() {
     try {
       proxy.stop();
+    } catch (Exception e) {
+      throw new IllegalStateException("S3Proxy did not stop", e);
     } finally {
       context.close();
     }

@@ -13,8 +13,8 @@ import picocli.CommandLine.Parameters;
 
 /** Prints blob sizes: one digest, its size alone; several, "SIZE sha256:HEX" lines. */
 @Command(name = "stat", mixinStandardHelpOptions = true,
-    description = {"Print the size of a blob in a backend (for several blobs: SIZE sha256:HEX",
-        "per line). A missing blob is an error (exit 1)."})
+    description = {"Print the size of a blob in a backend; for several blobs, one",
+        "'SIZE sha256:HEX' line each. A missing blob is an error (exit 1)."})
 final class StatCommand implements Callable<Integer> {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
   @Mixin BackendArgs backend;
