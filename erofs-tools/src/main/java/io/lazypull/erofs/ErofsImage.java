@@ -547,6 +547,18 @@ public final class ErofsImage implements Closeable {
             + " (block valid size " + valid + ")");
       }
       int count = nameoff0 / Dirent.SIZE;
+      for (int i = 1, prev = nameoff0; i < count; i++) {
+        int off = block.getShort(i * Dirent.SIZE + 8) & 0xffff;
+        if (off >= valid) {
+          throw new CorruptImageException(where + ": dirent " + i + " nameoff " + off
+              + " beyond the directory block of " + valid + " bytes");
+        }
+        if (off <= prev) {
+          throw new CorruptImageException(where + ": dirent " + i + " nameoff " + off
+              + " is not after the previous name at " + prev);
+        }
+        prev = off;
+      }
       for (int i = 0; i < count; i++) {
         block.position(i * Dirent.SIZE);
         Dirent d = Dirent.read(block);

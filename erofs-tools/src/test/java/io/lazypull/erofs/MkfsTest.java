@@ -1,0 +1,116 @@
+package io.lazypull.erofs;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.security.MessageDigest;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Reproducible output, chunk dedupe and holes, and the blob index trailer. */
+class MkfsTest {
+  @TempDir Path tmp;
+
+  private Path tree() throws IOException {
+    if (Files.exists(tmp.resolve("src"))) {
+      return tmp.resolve("src");
+    }
+    Path src = Files.createDirectories(tmp.resolve("src/sub")).getParent();
+    byte[] chunk = new byte[8192];
+    new Random(5).nextBytes(chunk);
+    try (FileChannel ch = FileChannel.open(src.resolve("twice"), StandardOpenOption.CREATE_NEW,
+        StandardOpenOption.WRITE)) {
+      ch.write(ByteBuffer.wrap(chunk), 0);       // chunk 0 and 1: random
+      ch.write(ByteBuffer.wrap(chunk), 16384);   // chunk 2 and 3: the same bytes again
+      ch.write(ByteBuffer.wrap(new byte[] {1}), 65536 + 4095); // chunks 4..7 zero, 8: 1 byte
+    }
+    Files.write(src.resolve("sub/copy"), chunk); // the same two chunks in another file
+    Files.writeString(src.resolve("small"), "small");
+    return src;
+  }
+
+  @Test
+  void sameInput_sameBytes() throws IOException {
+    Path src = tree();
+    for (Layout layout : List.of(Layout.FULL, Layout.CHUNKED)) {
+      Mkfs mkfs = Mkfs.builder().layout(layout).chunkSize(4096).build();
+      MkfsResult a = mkfs.build(src, tmp.resolve("a-" + layout));
+      MkfsResult b = mkfs.build(src, tmp.resolve("b-" + layout));
+      assertThat(Files.mismatch(a.image(), b.image())).as(layout.cliName()).isEqualTo(-1);
+      assertThat(a.fsid()).isEqualTo(b.fsid()).isEqualTo(sha256(a.image()));
+    }
+  }
+
+  @Test
+  void chunked_dedupesIdenticalChunks_zeroChunksAreHoles() throws IOException {
+    MkfsResult r = Mkfs.builder().layout(Layout.CHUNKED).chunkSize(4096).build()
+        .build(tree(), tmp.resolve("image"));
+    MkfsResult.DataBlob blob = r.dataBlob().orElseThrow();
+    // Distinct non-zero chunks: the two random 4 KiB halves, the 1-byte tail chunk, "small".
+    assertThat(blob.size()).isEqualTo(4 * 4096);
+    assertThat(blob.sha256Hex()).isEqualTo(sha256(blob.path()));
+    try (ImageSource meta = ImageSource.of(r.image()); ImageSource data = ImageSource.of(blob.path())) {
+      ErofsImage img = ErofsImage.open(meta, List.of(data));
+      assertThat(img.devices()).singleElement().satisfies(d -> {
+        assertThat(d.tag()).isEqualTo(blob.sha256Hex());
+        assertThat(d.blocks()).isEqualTo(4);
+      });
+      ErofsImage.Node twice = img.lookup("/twice").orElseThrow();
+      byte[] all = img.openStream(twice).readAllBytes();
+      assertThat(all).hasSize(65536 + 4096);
+      assertThat(all).isEqualTo(Files.readAllBytes(tmp.resolve("src/twice")));
+    }
+  }
+
+  @Test
+  void blobIndex_digestsEveryPieceOfTheBlob() throws IOException {
+    MkfsResult r = Mkfs.builder().layout(Layout.CHUNKED).chunkSize(4096).build()
+        .build(tree(), tmp.resolve("image"));
+    Path blobPath = r.dataBlob().orElseThrow().path();
+    byte[] blob = Files.readAllBytes(blobPath);
+    assertThat(r.imageBytes()).isEqualTo(Files.size(r.image())).isGreaterThan(r.erofsBytes());
+    try (ImageSource meta = ImageSource.of(r.image())) {
+      BlobIndex.Blob index = BlobIndex.read(meta).orElseThrow().get(0);
+      assertThat(index.tag()).isEqualTo(r.dataBlob().get().sha256Hex());
+      assertThat(index.blobSize()).isEqualTo(blob.length);
+      assertThat(index.pieceSize()).isEqualTo(4096);
+      for (int i = 0; i < index.pieceCount(); i++) {
+        MessageDigest md = PieceDigests.sha256();
+        md.update(blob, (int) index.pieceOffset(i), index.pieceLength(i));
+        assertThat(index.digests().get(i)).isEqualTo(md.digest());
+      }
+    }
+  }
+
+  @Test
+  void blobIndex_absentFromFullImages_corruptTrailerDetected() throws IOException {
+    MkfsResult full = Mkfs.builder().build().build(tree(), tmp.resolve("full"));
+    try (ImageSource s = ImageSource.of(full.image())) {
+      assertThat(BlobIndex.read(s)).isEmpty();
+    }
+    MkfsResult chunked = Mkfs.builder().layout(Layout.CHUNKED).build().build(tree(), tmp.resolve("meta"));
+    byte[] bytes = Files.readAllBytes(chunked.image());
+    bytes[(int) chunked.erofsBytes() + 20] ^= 1; // inside the first digest
+    assertThatThrownBy(() -> BlobIndex.read(ImageSource.of(bytes)))
+        .isInstanceOf(CorruptImageException.class).hasMessageContaining("blob index: bad CRC32C");
+  }
+
+  @Test
+  void chunkSize_mustBeAPowerOfTwoOfAtLeast4096() {
+    assertThatThrownBy(() -> Mkfs.builder().chunkSize(6000)).isInstanceOf(IllegalArgumentException.class);
+    assertThatThrownBy(() -> Mkfs.builder().chunkSize(2048)).isInstanceOf(IllegalArgumentException.class);
+  }
+
+  static String sha256(Path p) throws IOException {
+    return HexFormat.of().formatHex(PieceDigests.sha256().digest(Files.readAllBytes(p)));
+  }
+}
