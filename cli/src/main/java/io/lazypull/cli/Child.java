@@ -16,6 +16,9 @@ import java.util.concurrent.TimeUnit;
 final class Child implements AutoCloseable {
   private final String name;
   private final List<String> command;
+  private final java.util.Map<String, String> env = new java.util.HashMap<>();
+  private java.nio.file.Path log;
+  private boolean quiet;
   private Process process;
 
   private Child(String name, List<String> command) {
@@ -40,9 +43,53 @@ final class Child implements AutoCloseable {
     return new Child(name, cmd);
   }
 
+  /** Adds environment variables for the child (e.g. backend credentials). */
+  Child env(java.util.Map<String, String> vars) {
+    env.putAll(vars);
+    return this;
+  }
+
+  /** Also appends the child's output to {@code file}. */
+  Child logTo(java.nio.file.Path file) {
+    this.log = file;
+    return this;
+  }
+
+  /** Appends the child's output only to {@code file}, not to our stderr. */
+  Child logOnlyTo(java.nio.file.Path file) {
+    this.log = file;
+    this.quiet = true;
+    return this;
+  }
+
   Child start() throws IOException {
-    process = new ProcessBuilder(command).redirectErrorStream(true).start();
-    Thread pump = new Thread(() -> copy(process, name, System.err), name + "-log");
+    ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true);
+    pb.environment().putAll(env);
+    process = pb.start();
+    PrintStream out = System.err;
+    if (log != null) {
+      PrintStream file = new PrintStream(new java.io.FileOutputStream(log.toFile(), true), true, StandardCharsets.UTF_8);
+      boolean echo = !quiet;
+      out = new PrintStream(new java.io.OutputStream() {
+        @Override
+        public void write(int b) {
+          if (echo) {
+            System.err.write(b);
+          }
+          file.write(b);
+        }
+
+        @Override
+        public void write(byte[] b, int off, int len) {
+          if (echo) {
+            System.err.write(b, off, len);
+          }
+          file.write(b, off, len);
+        }
+      }, true, StandardCharsets.UTF_8);
+    }
+    PrintStream target = out;
+    Thread pump = new Thread(() -> copy(process, name, target), name + "-log");
     pump.setDaemon(true);
     pump.start();
     return this;
@@ -57,6 +104,11 @@ final class Child implements AutoCloseable {
     } catch (IOException e) {
       // the child is gone
     }
+  }
+
+  /** The full command line (java, options, class path, main class, arguments). */
+  List<String> command() {
+    return List.copyOf(command);
   }
 
   String name() {
@@ -77,6 +129,19 @@ final class Child implements AutoCloseable {
 
   Process process() {
     return process;
+  }
+
+  /** SIGKILL, and wait until it is gone (its fds are closed then). */
+  void kill() {
+    if (process == null || !process.isAlive()) {
+      return;
+    }
+    process.destroyForcibly();
+    try {
+      process.waitFor(30, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
   }
 
   /** SIGTERM, then SIGKILL if it has not exited within {@code seconds}. */

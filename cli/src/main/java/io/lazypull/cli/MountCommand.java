@@ -48,6 +48,13 @@ final class MountCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    String dom = mountImage();
+    System.out.println("mounted " + fsid + " (domain " + dom + ") on " + target);
+    return 0;
+  }
+
+  /** Mounts the image; returns the domain used. */
+  String mountImage() throws Exception {
     String id = fsid.startsWith("sha256:") ? fsid.substring(7) : fsid;
     if (!DIGEST.matcher(id).matches()) {
       throw new IllegalArgumentException("--fsid must be a sha256 hex digest (64 lowercase hex chars), not '" + fsid + "'");
@@ -61,8 +68,7 @@ final class MountCommand implements Callable<Integer> {
     } else {
       mountOverShim(id, dom);
     }
-    System.out.println("mounted " + id + " (domain " + dom + ") on " + target);
-    return 0;
+    return dom;
   }
 
   private void mountOverShim(String id, String dom) throws IOException {

@@ -1,0 +1,231 @@
+package io.lazypull.cli;
+
+import io.lazypull.sys.Mounts;
+import io.lazypull.sys.Posix;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.function.BooleanSupplier;
+import java.util.stream.Stream;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The processes that serve images over the fuse-shim, each {@code lazypull <command>} in its
+ * own JVM, under one directory:
+ *
+ * <pre>
+ *   DIR/shim/    the shim's FUSE mountpoint      DIR/run/     holder.sock, shim.sock, ready files
+ *   DIR/blobs/   the shim's cache (kept)         DIR/state/   the daemon's state (kept)
+ *   DIR/logs/    one log file per process (when asked)
+ * </pre>
+ *
+ * Used by {@code up}, {@code demo} and the end-to-end tests, so that all three run exactly
+ * what a user runs.
+ */
+final class Stack implements AutoCloseable {
+  private static final Logger log = LoggerFactory.getLogger(Stack.class);
+
+  final Path dir;
+  final Path shimDir;
+  final Path cacheDir;
+  final Path run;
+  final Path state;
+  final Path holderSock;
+  final Path shimSock;
+  final String backend;
+  /** Environment for the daemon (backend credentials). */
+  final Map<String, String> env = new HashMap<>();
+  /** Extra daemon arguments (--fetch-size, --domain ...). */
+  final List<String> daemonArgs = new ArrayList<>();
+  private final List<Path> mounts = new ArrayList<>();
+  private Path logs;
+  private boolean quiet;
+  Child holder;
+  Child shim;
+  Child daemon;
+  int daemonStarts;
+
+  Stack(Path dir, String backend) throws IOException {
+    this.dir = dir.toAbsolutePath();
+    this.shimDir = Files.createDirectories(this.dir.resolve("shim"));
+    this.cacheDir = Files.createDirectories(this.dir.resolve("blobs"));
+    this.run = Files.createDirectories(this.dir.resolve("run"));
+    this.state = Files.createDirectories(this.dir.resolve("state"));
+    this.holderSock = run.resolve("holder.sock");
+    this.shimSock = run.resolve("shim.sock");
+    this.backend = backend;
+  }
+
+  /** Also write each process's output to DIR/logs/NAME.log. */
+  Stack withLogFiles() throws IOException {
+    logs = Files.createDirectories(dir.resolve("logs"));
+    return this;
+  }
+
+  /** Write each process's output only to DIR/logs/NAME.log (the demo keeps its output readable). */
+  Stack withQuietLogFiles() throws IOException {
+    quiet = true;
+    return withLogFiles();
+  }
+
+  Path logFile(String name) {
+    return dir.resolve("logs").resolve(name + ".log");
+  }
+
+  private Child logged(Child c) {
+    if (logs == null) {
+      return c;
+    }
+    Path f = logs.resolve(c.name() + ".log");
+    return quiet ? c.logOnlyTo(f) : c.logTo(f);
+  }
+
+  Stack startHolder() throws Exception {
+    holder = logged(Child.lazypull("holder", "64m", List.of("holder", "--socket", holderSock.toString()))).start();
+    await("the holder", () -> Files.exists(holderSock), holder);
+    return this;
+  }
+
+  Stack startShim() throws Exception {
+    shim = logged(Child.lazypull("shim", "256m", List.of("shim", "--mountpoint", shimDir.toString(),
+        "--cache-dir", cacheDir.toString(), "--socket", shimSock.toString()))).start();
+    await("the shim", () -> isFuseMounted(shimDir) && Files.exists(shimSock), shim);
+    return this;
+  }
+
+  /** Starts the daemon and waits until it serves. */
+  Stack startDaemon() throws Exception {
+    Child d = launchDaemon();
+    await("the daemon", this::daemonReady, d);
+    return this;
+  }
+
+  /**
+   * Starts the daemon (with the holder, if one runs) without waiting: a supervisor restarting
+   * a dead daemon does not wait either.
+   */
+  Child launchDaemon() throws IOException {
+    daemonStarts++;
+    List<String> args = new ArrayList<>(List.of("daemon", "--device", "shim:" + shimSock,
+        "--backend", backend, "--state-dir", state.toString(), "--stats-interval", "0",
+        "--ready-file", readyFile().toString()));
+    if (holder != null && holder.isAlive()) {
+      args.addAll(List.of("--holder", holderSock.toString()));
+    }
+    args.addAll(daemonArgs);
+    daemon = logged(Child.lazypull("daemon", "384m", args)).env(env).start();
+    return daemon;
+  }
+
+  /** True once the daemon started last serves. */
+  boolean daemonReady() {
+    return Files.exists(readyFile());
+  }
+
+  private Path readyFile() {
+    return run.resolve("daemon.ready." + daemonStarts);
+  }
+
+  /** Mounts image {@code fsid} (domain: {@code domain}, or the fsid if null) on {@code target}. */
+  void mount(String fsid, String domain, Path target) throws Exception {
+    List<String> args = new ArrayList<>(List.of("--shim", shimDir.toString(), "--fsid", fsid));
+    if (domain != null) {
+      args.addAll(List.of("--domain", domain));
+    }
+    args.add(target.toString());
+    MountCommand mount = new MountCommand();
+    new picocli.CommandLine(mount).parseArgs(args.toArray(new String[0]));
+    mount.mountImage();
+    mounts.add(target);
+  }
+
+  /** Unmounts {@code target} (lazily if it is busy). */
+  void umount(Path target) throws IOException {
+    if (Mounts.isMountPoint(target)) {
+      try {
+        Mounts.umount(target, 0);
+      } catch (IOException e) {
+        log.warn("{} is busy ({}); detaching it lazily", target, e.getMessage());
+        Mounts.umount(target, Mounts.MNT_DETACH);
+      }
+    }
+    mounts.remove(target);
+  }
+
+  /** Bytes held in the shim's cache files (what SEEK_DATA finds): what was fetched. */
+  long cachedBytes() throws IOException {
+    long total = 0;
+    try (Stream<Path> files = Files.walk(cacheDir)) {
+      for (Path f : (Iterable<Path>) files.filter(Files::isRegularFile)::iterator) {
+        int fd = Posix.open(f.toString(), Posix.O_RDONLY, 0);
+        try {
+          long pos = 0;
+          while ((pos = Posix.seekData(fd, pos)) >= 0) {
+            long hole = Posix.seekHole(fd, pos);
+            total += hole - pos;
+            pos = hole;
+          }
+        } finally {
+          Posix.close(fd);
+        }
+      }
+    }
+    return total;
+  }
+
+  static boolean isFuseMounted(Path dir) {
+    try {
+      Mounts.MountInfo mi = Mounts.mountInfo(dir);
+      return mi != null && mi.fsType().startsWith("fuse");
+    } catch (IOException e) {
+      return false;
+    }
+  }
+
+  /** Waits for {@code ready}; fails early if {@code child} exits first. */
+  static void await(String what, BooleanSupplier ready, Child child) throws Exception {
+    for (int i = 0; i < 1200; i++) { // 120 s: a JVM start on a loaded machine, a FUSE mount
+      if (ready.getAsBoolean()) {
+        return;
+      }
+      if (child != null && !child.isAlive()) {
+        throw new IOException(child.name() + " exited with " + child.exitValue() + " before " + what + " was ready");
+      }
+      Thread.sleep(100);
+    }
+    throw new IOException(what + " was not ready within 120 s");
+  }
+
+  /** Unmounts every image (then the shim) and stops every process, in that order. */
+  @Override
+  public void close() {
+    for (Path m : new ArrayList<>(mounts)) {
+      try {
+        umount(m);
+      } catch (IOException e) {
+        log.warn("unmounting {}: {}", m, e.getMessage());
+      }
+    }
+    if (daemon != null) {
+      daemon.stop(15);
+    }
+    if (shim != null) {
+      shim.stop(15);
+    }
+    if (isFuseMounted(shimDir)) {
+      try {
+        Mounts.umount(shimDir, Mounts.MNT_DETACH);
+      } catch (IOException e) {
+        log.warn("unmounting the shim at {}: {}", shimDir, e.getMessage());
+      }
+    }
+    if (holder != null) {
+      holder.stop(5);
+    }
+  }
+}
