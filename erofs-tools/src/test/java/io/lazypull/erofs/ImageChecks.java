@@ -4,6 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import io.lazypull.sys.Mounts;
 import io.lazypull.sys.Posix;
+import io.lazypull.testing.TestTrees;
 import io.lazypull.testing.TreeDiff;
 import java.io.IOException;
 import java.nio.ByteBuffer;

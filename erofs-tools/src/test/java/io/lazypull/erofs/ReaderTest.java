@@ -3,6 +3,7 @@ package io.lazypull.erofs;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import io.lazypull.testing.Requirements;
+import io.lazypull.testing.TestTrees;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;

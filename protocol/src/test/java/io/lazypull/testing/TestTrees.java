@@ -1,4 +1,4 @@
-package io.lazypull.erofs;
+package io.lazypull.testing;
 
 import io.lazypull.sys.Posix;
 import java.io.IOException;
@@ -41,18 +41,18 @@ import java.util.stream.Stream;
  *   [huge-sparse: 4 GiB + 4097 bytes, data at 0, 2 GiB and the end]
  * </pre>
  * Mtimes: half the entries share one time (compact inodes), the rest have distinct seconds
- * and nanoseconds (extended inodes).
+ * and nanoseconds (extended inodes). Image tests of every module use it with {@link TreeDiff}.
  */
-final class TestTrees {
-  static final long SHARED_MTIME = 1_700_000_000L;
-  static final long HUGE_SIZE = (4L << 30) + 4097;
+public final class TestTrees {
+  public static final long SHARED_MTIME = 1_700_000_000L;
+  public static final long HUGE_SIZE = (4L << 30) + 4097;
 
   private static Path base;
 
   private TestTrees() {}
 
   /** A per-JVM scratch directory under target/, removed at exit. */
-  static synchronized Path scratch() throws IOException {
+  public static synchronized Path scratch() throws IOException {
     if (base == null) {
       Path target = Path.of(System.getProperty("user.dir"), "target");
       Files.createDirectories(target);
@@ -63,12 +63,12 @@ final class TestTrees {
     return base;
   }
 
-  static Path newDir(String prefix) throws IOException {
+  public static Path newDir(String prefix) throws IOException {
     return Files.createTempDirectory(scratch(), prefix);
   }
 
   /** Generates the edge-case tree. Needs root (devices, ownership, trusted.*). */
-  static Path generate(Path root, boolean hugeSparse) throws IOException {
+  public static Path generate(Path root, boolean hugeSparse) throws IOException {
     Files.createDirectories(root);
     Random rnd = new Random(42);
     List<Path> all = new ArrayList<>();
@@ -223,7 +223,7 @@ final class TestTrees {
    * JDK's setTimes opens it, which blocks on a fifo and fails on a socket, and falls back to
    * microsecond lutimes on symlinks. touch -h uses utimensat(AT_SYMLINK_NOFOLLOW).
    */
-  static void setMtime(Path p, Instant t) throws IOException {
+  public static void setMtime(Path p, Instant t) throws IOException {
     if (Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS) || Files.isDirectory(p, LinkOption.NOFOLLOW_LINKS)) {
       Files.getFileAttributeView(p, BasicFileAttributeView.class, LinkOption.NOFOLLOW_LINKS)
           .setTimes(FileTime.from(t), FileTime.from(t), null);
@@ -241,7 +241,7 @@ final class TestTrees {
    * A copy (cp -a: symlinks kept, owners and times preserved) of the installed JDK 17 without
    * lib/modules and jmods, to keep the suite fast: about 60 MB, 400 files, symlinks into /etc.
    */
-  static synchronized Path jdkCopy() throws IOException {
+  public static synchronized Path jdkCopy() throws IOException {
     if (jdk == null) {
       Path src = Path.of(System.getProperty("java.home")).toRealPath();
       Path dst = newDir("jdk-").resolve("jdk");
@@ -254,7 +254,7 @@ final class TestTrees {
   }
 
   /** A copy (cp -a) of /usr/share/doc without its largest package directory (nodejs). */
-  static synchronized Path docsCopy() throws IOException {
+  public static synchronized Path docsCopy() throws IOException {
     if (docs == null) {
       Path dst = newDir("doc-").resolve("doc");
       run(List.of("cp", "-a", "/usr/share/doc", dst.toString()));
@@ -265,7 +265,7 @@ final class TestTrees {
   }
 
   /** GNU tar of a directory's contents ("./" first), with xattrs, into {@code tar}. */
-  static Path gnuTar(Path dir, Path tar, String... extra) throws IOException {
+  public static Path gnuTar(Path dir, Path tar, String... extra) throws IOException {
     List<String> cmd = new ArrayList<>(List.of("tar", "--xattrs", "--xattrs-include=*"));
     cmd.addAll(List.of(extra));
     cmd.addAll(List.of("-C", dir.toString(), "-cf", tar.toString(), "."));
@@ -273,7 +273,7 @@ final class TestTrees {
     return tar;
   }
 
-  static void run(List<String> cmd) throws IOException {
+  public static void run(List<String> cmd) throws IOException {
     try {
       Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
       String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
@@ -290,7 +290,7 @@ final class TestTrees {
     }
   }
 
-  static void deleteQuietly(Path p) {
+  public static void deleteQuietly(Path p) {
     if (!Files.exists(p, LinkOption.NOFOLLOW_LINKS)) {
       return;
     }
