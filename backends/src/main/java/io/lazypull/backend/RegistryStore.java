@@ -376,8 +376,8 @@ final class RegistryStore implements Store {
               "more than " + MAX_REDIRECTS + " redirects", null);
         }
         URI next = target.resolve(location.get());
-        log.trace("{}: {} redirected to {}://{}", description, op, next.getScheme(),
-            next.getRawAuthority());
+        log.trace("{}: {} redirected to {}://{}:{}", description, op, next.getScheme(),
+            next.getHost(), port(next)); // never the query: it may hold a signature
         target = next;
       }
       if (resp.statusCode() == 401 && sameOrigin(target, base)) {
