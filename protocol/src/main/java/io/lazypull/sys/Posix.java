@@ -320,6 +320,31 @@ public final class Posix {
     }
   }
 
+  /** What identifies a file: its device and inode numbers (the device as major:minor). */
+  public record FileId(int devMajor, int devMinor, long ino) {
+    @Override
+    public String toString() {
+      return devMajor + ":" + devMinor + "/" + ino;
+    }
+  }
+
+  private static final int AT_EMPTY_PATH = 0x1000;
+  private static final int STATX_INO = 0x100;
+
+  /**
+   * The device and inode of an open file (statx with AT_EMPTY_PATH: the file itself, whatever
+   * path it has or had).
+   */
+  public static FileId fileId(int fd) throws ErrnoException {
+    try (Memory m = new Memory(256)) {
+      if (LibC.statx(fd, "", AT_EMPTY_PATH, STATX_INO, m) < 0) {
+        throw new ErrnoException("statx", Native.getLastError(), "fd " + fd);
+      }
+      // struct statx: stx_ino @32, stx_dev_major @136, stx_dev_minor @140
+      return new FileId(m.getInt(136), m.getInt(140), m.getLong(32));
+    }
+  }
+
   public static void chmod(String path, int mode) throws ErrnoException {
     if (LibC.chmod(path, mode) < 0) {
       throw new ErrnoException("chmod", Native.getLastError(), path);
