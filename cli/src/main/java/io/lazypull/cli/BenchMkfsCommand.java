@@ -123,10 +123,23 @@ final class BenchMkfsCommand implements Callable<Integer> {
     return s;
   }
 
-  /** "mkfs.erofs 1.5": 1.5 has no --version, its --help ends with the version line. */
-  private static String mkfsErofsVersion() throws IOException {
-    return run(List.of("mkfs.erofs", "--help")).lines().map(String::strip)
-        .filter(l -> l.matches("mkfs\\.erofs \\d.*")).findFirst().orElse("mkfs.erofs");
+  /**
+   * "mkfs.erofs 1.5": 1.5 has no --version; it rejects the option and prints its version
+   * banner after the usage text, so the output is searched whatever the exit code.
+   */
+  private static String mkfsErofsVersion() {
+    try {
+      Process p = new ProcessBuilder("mkfs.erofs", "--version").redirectErrorStream(true).start();
+      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+      p.waitFor(10, TimeUnit.SECONDS);
+      return out.lines().map(String::strip).filter(l -> l.matches("mkfs\\.erofs \\d.*"))
+          .findFirst().orElse("mkfs.erofs");
+    } catch (IOException e) {
+      return "mkfs.erofs";
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return "mkfs.erofs";
+    }
   }
 
   private static String run(List<String> cmd) throws IOException {

@@ -20,6 +20,9 @@ import java.util.Map;
  * st_ino). File data is only opened later, by the writer.
  */
 final class DirectorySource {
+  /** Not "unix:*": that also resolves owner and group names through NSS, per file. */
+  private static final String STAT_ATTRIBUTES =
+      "unix:mode,uid,gid,nlink,dev,ino,rdev,size,lastModifiedTime";
   private final Map<String, TreeInode> inodesByDevIno = new HashMap<>();
 
   /** Returns the root directory of the tree at {@code dir}. */
@@ -32,7 +35,7 @@ final class DirectorySource {
   }
 
   private TreeInode scanInode(Path path) throws IOException {
-    Map<String, Object> a = Files.readAttributes(path, "unix:*", LinkOption.NOFOLLOW_LINKS);
+    Map<String, Object> a = Files.readAttributes(path, STAT_ATTRIBUTES, LinkOption.NOFOLLOW_LINKS);
     int mode = (Integer) a.get("mode");
     int nlink = (Integer) a.get("nlink");
     String devIno = a.get("dev") + ":" + a.get("ino");

@@ -36,6 +36,9 @@ import java.util.function.Predicate;
  * }</pre>
  */
 public final class TreeDiff {
+  /** Not "unix:*": that also resolves owner and group names through NSS, per file. */
+  private static final String STAT_ATTRIBUTES =
+      "unix:mode,uid,gid,nlink,dev,ino,rdev,size,lastModifiedTime";
   private static final int BLOCK = 64 * 1024;
   private static final int S_IFMT = 0170000;
   private static final int S_IFDIR = 0040000;
@@ -196,7 +199,7 @@ public final class TreeDiff {
 
   private static void walk(Path root, Path path, String rel, Map<String, Entry> out, Options o)
       throws IOException {
-    Map<String, Object> a = Files.readAttributes(path, "unix:*", LinkOption.NOFOLLOW_LINKS);
+    Map<String, Object> a = Files.readAttributes(path, STAT_ATTRIBUTES, LinkOption.NOFOLLOW_LINKS);
     Entry e = new Entry();
     e.mode = (Integer) a.get("mode");
     e.uid = ((Integer) a.get("uid")) & 0xFFFFFFFFL;
