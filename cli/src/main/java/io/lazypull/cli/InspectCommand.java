@@ -46,22 +46,32 @@ final class InspectCommand implements Callable<Integer> {
 
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
 
+  /** One entry of the tree listing. */
+  private record TreeEntry(String path, ErofsImage.Node node, String target, Map<String, byte[]> xattrs) {}
+
   @Override
   public Integer call() throws Exception {
     try (ImageArgs args = new ImageArgs(imagePath, devices)) {
-      Map<String, Object> doc = describe(args);
+      List<TreeEntry> tree = new ArrayList<>();
+      if (!noTree) {
+        ErofsImage img = args.image;
+        img.walk((path, n) -> tree.add(new TreeEntry(path, n,
+            n.isSymlink() ? new String(img.readlink(n), StandardCharsets.UTF_8) : null, img.xattrs(n))));
+      }
+      Map<String, Object> doc = describe(args, tree);
       PrintWriter out = spec.commandLine().getOut();
       if (json) {
         out.println(new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT).writeValueAsString(doc));
       } else {
-        printText(out, doc);
+        printText(out, doc, tree);
       }
       out.flush();
     }
     return 0;
   }
 
-  private Map<String, Object> describe(ImageArgs args) throws Exception {
+  /** Everything but the tree as nested maps (the JSON document; the text is printed from it). */
+  private Map<String, Object> describe(ImageArgs args, List<TreeEntry> tree) throws Exception {
     ErofsImage img = args.image;
     ErofsImage.Info info = img.info();
     Map<String, Object> doc = new LinkedHashMap<>();
@@ -110,16 +120,19 @@ final class InspectCommand implements Callable<Integer> {
     }
     doc.put("blobIndex", index.isPresent() ? blobs : null);
     if (!noTree) {
-      List<Map<String, Object>> tree = new ArrayList<>();
-      img.walk((path, n) -> tree.add(entry(img, path, n)));
-      doc.put("tree", tree);
+      List<Map<String, Object>> entries = new ArrayList<>();
+      for (TreeEntry e : tree) {
+        entries.add(jsonEntry(e));
+      }
+      doc.put("tree", entries);
     }
     return doc;
   }
 
-  private static Map<String, Object> entry(ErofsImage img, String path, ErofsImage.Node n) throws java.io.IOException {
+  private static Map<String, Object> jsonEntry(TreeEntry e) {
+    ErofsImage.Node n = e.node();
     Map<String, Object> m = new LinkedHashMap<>();
-    m.put("path", path);
+    m.put("path", e.path());
     m.put("nid", n.nid());
     m.put("type", typeName(n.mode()));
     m.put("mode", String.format("%04o", n.mode() & 07777));
@@ -131,13 +144,12 @@ final class InspectCommand implements Callable<Integer> {
     if (n.isDevice()) {
       m.put("rdev", n.rdevMajor() + ":" + n.rdevMinor());
     }
-    if (n.isSymlink()) {
-      m.put("target", new String(img.readlink(n), StandardCharsets.UTF_8));
+    if (e.target() != null) {
+      m.put("target", e.target());
     }
-    Map<String, byte[]> x = img.xattrs(n);
-    if (!x.isEmpty()) {
-      Map<String, String> xs = new LinkedHashMap<>();
-      x.forEach((k, v) -> xs.put(k, Base64.getEncoder().encodeToString(v)));
+    if (!e.xattrs().isEmpty()) {
+      Map<String, String> xs = new LinkedHashMap<>(); // values in base64: they are bytes
+      e.xattrs().forEach((k, v) -> xs.put(k, Base64.getEncoder().encodeToString(v)));
       m.put("xattrs", xs);
     }
     return m;
@@ -185,7 +197,7 @@ final class InspectCommand implements Callable<Integer> {
   }
 
   @SuppressWarnings("unchecked")
-  private static void printText(PrintWriter out, Map<String, Object> doc) {
+  private void printText(PrintWriter out, Map<String, Object> doc, List<TreeEntry> tree) {
     Map<String, Object> sb = (Map<String, Object>) doc.get("superblock");
     out.printf("image:        %s (%s bytes, EROFS %s)%n", doc.get("image"), doc.get("fileBytes"), doc.get("erofsBytes"));
     out.printf("block size:   %s%n", sb.get("blockSize"));
@@ -216,29 +228,16 @@ final class InspectCommand implements Callable<Integer> {
             b.get("pieces"), b.get("pieceSize"));
       }
     }
-    List<Map<String, Object>> tree = (List<Map<String, Object>>) doc.get("tree");
-    if (tree == null) {
+    if (noTree) {
       return;
     }
     out.println("tree:");
     out.printf("%-10s %8s %8s %12s %10s  %s%n", "MODE", "UID", "GID", "SIZE", "NID", "PATH");
-    for (Map<String, Object> e : tree) {
-      int mode = Integer.parseInt((String) e.get("mode"), 8) | typeBits((String) e.get("type"));
-      String size = e.containsKey("rdev") ? e.get("rdev").toString() : e.get("size").toString();
-      out.printf("%-10s %8s %8s %12s %10s  %s%s%n", modeString(mode), e.get("uid"), e.get("gid"), size,
-          e.get("nid"), e.get("path"), e.containsKey("target") ? " -> " + e.get("target") : "");
+    for (TreeEntry e : tree) {
+      ErofsImage.Node n = e.node();
+      String size = n.isDevice() ? n.rdevMajor() + ":" + n.rdevMinor() : Long.toString(n.size());
+      out.printf("%-10s %8d %8d %12s %10d  %s%s%n", modeString(n.mode()), n.uid(), n.gid(), size,
+          n.nid(), e.path(), e.target() != null ? " -> " + e.target() : "");
     }
-  }
-
-  private static int typeBits(String type) {
-    return switch (type) {
-      case "dir" -> Erofs.S_IFDIR;
-      case "symlink" -> Erofs.S_IFLNK;
-      case "char" -> Erofs.S_IFCHR;
-      case "block" -> Erofs.S_IFBLK;
-      case "fifo" -> Erofs.S_IFIFO;
-      case "socket" -> Erofs.S_IFSOCK;
-      default -> Erofs.S_IFREG;
-    };
   }
 }

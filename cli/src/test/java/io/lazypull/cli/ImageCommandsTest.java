@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.lazypull.sys.Posix;
 import io.lazypull.testing.Requirements;
+import io.lazypull.testing.TestTrees;
 import io.lazypull.testing.TreeDiff;
 import java.io.IOException;
 import java.io.PrintWriter;
@@ -17,7 +18,6 @@ import java.nio.file.attribute.FileTime;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
@@ -141,7 +141,7 @@ class ImageCommandsTest {
     Requirements.assumeCommand("tar");
     Path src = source();
     Path tar = tmp.resolve("src.tar");
-    run(List.of("tar", "--xattrs", "--xattrs-include=*", "-C", src.toString(), "-cf", tar.toString(), "."));
+    TestTrees.run(List.of("tar", "--xattrs", "--xattrs-include=*", "-C", src.toString(), "-cf", tar.toString(), "."));
     for (String layout : List.of("full", "chunked", "tar-index")) {
       Path blobs = tmp.resolve("blobs-" + layout);
       Path image = tmp.resolve("image-" + layout);
@@ -175,16 +175,5 @@ class ImageCommandsTest {
     Matcher m = Pattern.compile(regex).matcher(text);
     assertThat(m.find()).as(regex + " in\n" + text).isTrue();
     return m.group(1);
-  }
-
-  private static void run(List<String> cmd) throws IOException {
-    try {
-      Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-      String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-      assertThat(p.waitFor(60, TimeUnit.SECONDS) && p.exitValue() == 0).as(cmd + ": " + out).isTrue();
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new IOException(e);
-    }
   }
 }
