@@ -88,12 +88,9 @@ final class DeviceServer implements OndemandCache.Waker, Closeable {
    * if nothing answers on it. Call {@link #start} once the cache exists.
    */
   static DeviceServer listen(Path socketPath) throws IOException {
-    removeStaleSocket(socketPath);
-    Files.createDirectories(socketPath.toAbsolutePath().getParent());
     int efd = Posix.eventfd(0, Posix.EFD_NONBLOCK);
     try {
-      UnixSocket l = UnixSocket.listen(socketPath, UnixSocket.Type.SEQPACKET, 0600, 16);
-      return new DeviceServer(socketPath, l, efd);
+      return new DeviceServer(socketPath, ShimSockets.listen(socketPath, 16), efd);
     } catch (IOException | RuntimeException e) {
       Posix.closeQuietly(efd);
       throw e;
@@ -104,29 +101,6 @@ final class DeviceServer implements OndemandCache.Waker, Closeable {
     this.cache = cache;
     thread.start();
     log.info("device socket {} listening", socketPath);
-  }
-
-  private static void removeStaleSocket(Path path) throws IOException {
-    if (!Files.exists(path, java.nio.file.LinkOption.NOFOLLOW_LINKS)) {
-      return;
-    }
-    if (!isSocket(path)) {
-      throw new IOException(path + " exists and is not a socket: refusing to replace it");
-    }
-    try (UnixSocket probe = UnixSocket.connect(path, UnixSocket.Type.SEQPACKET)) {
-      throw new IOException("another shim is listening on " + path);
-    } catch (ErrnoException e) {
-      if (e.errno() != Errno.ECONNREFUSED) {
-        throw e;
-      }
-    }
-    log.info("removing stale socket {} (nothing listens on it)", path);
-    Files.delete(path);
-  }
-
-  private static boolean isSocket(Path path) throws IOException {
-    Object mode = Files.getAttribute(path, "unix:mode", java.nio.file.LinkOption.NOFOLLOW_LINKS);
-    return (((Integer) mode) & 0170000) == Posix.S_IFSOCK;
   }
 
   // ---------------------------------------------------------------- called by any thread

@@ -214,33 +214,74 @@ public final class ShimFiles {
   public int read(Handle h, ByteBuffer dst, long offset) {
     stats.fuseReads.increment();
     CacheObject o = h.object;
-    long size = o.size();
     int want = dst.remaining();
-    if (o.isDead()) {
-      return failed(o, offset, want, "its device died (remount after the daemon is back)", -Errno.EIO);
-    }
     if (offset < 0) {
       return -Errno.EINVAL;
     }
-    if (offset >= size || want == 0) {
+    int reads = fetch(o, offset, want);
+    if (reads < 0) {
+      return reads;
+    }
+    if (offset >= o.size() || want == 0) {
       return 0;
     }
-    long end = Math.min(offset + want, size);
+    if (reads == 0) {
+      stats.cacheHits.increment();
+    }
+    long end = Math.min(offset + want, o.size());
+    ByteBuffer out = dst.duplicate();
+    out.limit(out.position() + (int) (end - offset));
+    int total = 0;
+    try {
+      while (out.hasRemaining()) {
+        int n = Posix.pread(o.file().fd(), out, offset + total);
+        if (n == 0) {
+          break;
+        }
+        total += n;
+      }
+    } catch (ErrnoException e) {
+      return failed(o, offset, want, e.getMessage(), -e.errno());
+    }
+    stats.bytesServed.add(total);
+    return total;
+  }
+
+  /**
+   * Makes [offset, offset+length) of {@code o} present in its cache file: the range is rounded
+   * out to 4 KiB blocks and cut at the object's size; each hole becomes one READ request; this
+   * waits for all of them (no deadline: until they are completed or the device dies), then
+   * checks again. Data at a requested offset that is still a hole means the daemon failed it;
+   * a partly filled hole yields a READ for the rest. Returns the number of READ requests sent
+   * (0: all cached), or -errno (EIO). The FUSE reads and the fanotify front end's events both
+   * come here.
+   */
+  public int fetch(CacheObject o, long offset, long length) {
+    if (o.isDead()) {
+      return failed(o, offset, length, "its device died (remount after the daemon is back)", -Errno.EIO);
+    }
+    long size = o.size();
+    if (offset < 0 || length < 0) {
+      return -Errno.EINVAL;
+    }
+    if (offset >= size || length == 0) {
+      return 0;
+    }
     long start = offset & -(long) CacheFiles.PAGE_SIZE;
-    long stop = CacheStore.roundUp(end);
+    long stop = CacheStore.roundUp(Math.min(offset + length, size));
     int fd = o.file().fd();
     try {
       Map<Long, Integer> asked = new HashMap<>(); // hole start -> msg id of its READ
       while (true) {
         List<long[]> holes = holes(fd, start, stop);
         if (holes.isEmpty()) {
-          break;
+          return asked.size();
         }
         List<PendingRequest> reads = new ArrayList<>(holes.size());
         for (long[] hole : holes) {
           Integer earlier = asked.get(hole[0]);
           if (earlier != null) {
-            return failed(o, offset, want, "READ msg " + Integer.toUnsignedString(earlier)
+            return failed(o, offset, length, "READ msg " + Integer.toUnsignedString(earlier)
                 + " was completed without data at " + hole[0], -Errno.EIO);
           }
           PendingRequest r = cache.requestRead(o, hole[0], hole[1] - hole[0]);
@@ -251,31 +292,31 @@ public final class ShimFiles {
         for (PendingRequest r : reads) {
           int res = r.await(log, LOG_EVERY_MILLIS);
           if (res < 0) {
-            return failed(o, offset, want, r + ": " + Errno.describe(-res), res);
+            return failed(o, offset, length, r + ": " + Errno.describe(-res), res);
           }
         }
       }
-      if (asked.isEmpty()) {
-        stats.cacheHits.increment();
-      }
-      ByteBuffer out = dst.duplicate();
-      out.limit(out.position() + (int) (end - offset));
-      int total = 0;
-      while (out.hasRemaining()) {
-        int n = Posix.pread(fd, out, offset + total);
-        if (n == 0) {
-          break;
-        }
-        total += n;
-      }
-      stats.bytesServed.add(total);
-      return total;
     } catch (ErrnoException e) {
-      return failed(o, offset, want, e.getMessage(), -e.errno());
+      return failed(o, offset, length, e.getMessage(), -e.errno());
     }
   }
 
-  private int failed(CacheObject o, long offset, int length, String cause, int result) {
+  /**
+   * True if [offset, offset+length) of {@code o}, rounded out to 4 KiB blocks and cut at its
+   * size, is all in its cache file (one SEEK_HOLE; no request is sent).
+   */
+  public static boolean isCached(CacheObject o, long offset, long length) throws ErrnoException {
+    long size = o.size();
+    if (offset >= size || length <= 0) {
+      return true;
+    }
+    long start = Math.max(0, offset) & -(long) CacheFiles.PAGE_SIZE;
+    long stop = CacheStore.roundUp(Math.min(offset + length, size));
+    long hole = Posix.seekHole(o.file().fd(), start);
+    return hole >= stop;
+  }
+
+  private int failed(CacheObject o, long offset, long length, String cause, int result) {
     stats.readFailures.increment();
     log.warn("read of {} [{}, {}) failed: {}", o.describe(), offset, offset + length, cause);
     return result;
