@@ -19,6 +19,7 @@ import java.util.zip.CRC32C;
  *
  * <pre>
  * [EROFS image: blocks * B bytes]
+ * [zero padding, so that the whole file is a multiple of B]
  * [body: for each extra device, in device-table order:
  *     u32 pieceSizeLog2 | u64 blobSize | u32 pieceCount | pieceCount * 32 bytes SHA-256 ]
  * [footer, the last 32 bytes of the file:
@@ -30,6 +31,11 @@ import java.util.zip.CRC32C;
  * pieceSize, blobSize)); the piece size is the chunk size for chunked images and 1 MiB for
  * tar-index images. The image's fsid is the SHA-256 of the whole file, trailer included, so
  * the index is covered by the name the image is fetched by.
+ *
+ * <p>The padding keeps "flat" mounts working: the device slot's uniaddr is the meta blob's
+ * whole length in blocks, so {@code cat meta blob > flat} mounts without {@code device=}
+ * (the kernel then reads device 1 at uniaddr in the primary). Without it the kernel would
+ * read the trailer as blob data.
  */
 public final class BlobIndex {
   public static final byte[] MAGIC = "LZPBIDX1".getBytes(StandardCharsets.US_ASCII);
@@ -87,7 +93,7 @@ public final class BlobIndex {
     long bodyLength = footer.getLong(16);
     int crc = footer.getInt(24);
     ErofsImage image = ErofsImage.open(meta, List.of());
-    if (bodyOffset != image.erofsBytes() || bodyLength < 0
+    if (bodyOffset < image.erofsBytes() || bodyLength < 0
         || bodyOffset + bodyLength + FOOTER_SIZE != size || bodyLength > Integer.MAX_VALUE - 8) {
       throw new CorruptImageException("blob index: body at " + bodyOffset + " of " + bodyLength
           + " bytes does not fit between the image (" + image.erofsBytes() + " bytes) and the footer"
@@ -133,12 +139,25 @@ public final class BlobIndex {
     return Optional.of(List.copyOf(blobs));
   }
 
-  /** Appends the index at {@code offset} (the end of the EROFS image); returns the new file size. */
-  static long write(FileChannel out, long offset, List<PieceDigests.Result> blobs) throws IOException {
-    int bodyLength = 0;
+  private static int bodyLength(List<PieceDigests.Result> blobs) {
+    int length = 0;
     for (PieceDigests.Result r : blobs) {
-      bodyLength += ENTRY_HEAD + DIGEST * r.pieceDigests().size();
+      length += ENTRY_HEAD + DIGEST * r.pieceDigests().size();
     }
+    return length;
+  }
+
+  /** The meta blob's total size once the index is appended after {@code erofsBytes}. */
+  static long fileSize(long erofsBytes, List<PieceDigests.Result> blobs, int blockSize) {
+    return Erofs.roundUp(erofsBytes + bodyLength(blobs) + FOOTER_SIZE, blockSize);
+  }
+
+  /** Appends padding, body and footer after {@code erofsBytes}; returns the file size. */
+  static long write(FileChannel out, long erofsBytes, List<PieceDigests.Result> blobs, int blockSize)
+      throws IOException {
+    int bodyLength = bodyLength(blobs);
+    long fileSize = fileSize(erofsBytes, blobs, blockSize);
+    long bodyOffset = fileSize - FOOTER_SIZE - bodyLength;
     ByteBuffer body = Erofs.le(ByteBuffer.allocate(bodyLength));
     for (PieceDigests.Result r : blobs) {
       body.putInt(Integer.numberOfTrailingZeros(r.pieceSize()));
@@ -152,9 +171,10 @@ public final class BlobIndex {
     CRC32C c = new CRC32C();
     c.update(body.duplicate());
     ByteBuffer footer = Erofs.le(ByteBuffer.allocate(FOOTER_SIZE));
-    footer.put(MAGIC).putLong(offset).putLong(bodyLength).putInt((int) c.getValue()).putInt(0);
-    ImageWriter.writeFully(out, body, offset);
-    ImageWriter.writeFully(out, footer.flip(), offset + bodyLength);
-    return offset + bodyLength + FOOTER_SIZE;
+    footer.put(MAGIC).putLong(bodyOffset).putLong(bodyLength).putInt((int) c.getValue()).putInt(0);
+    ImageWriter.writeFully(out, ByteBuffer.allocate((int) (bodyOffset - erofsBytes)), erofsBytes);
+    ImageWriter.writeFully(out, body, bodyOffset);
+    ImageWriter.writeFully(out, footer.flip(), bodyOffset + bodyLength);
+    return fileSize;
   }
 }

@@ -166,7 +166,7 @@ final class ImageWriter {
       throw new IOException("image needs " + totalBlocks + " blocks, more than 32-bit addresses allow");
     }
     if (device != null) {
-      device.uniaddr = totalBlocks;
+      device.uniaddr = totalBlocks; // until setUniaddr: a trailer may follow the image
     }
     long metaBytes = Erofs.roundUp(metaEnd, blockSize);
     if (metaBytes > Integer.MAX_VALUE - 8) {
@@ -177,6 +177,14 @@ final class ImageWriter {
 
   private static TreeInode n(InodePlan p) {
     return p.inode;
+  }
+
+  /**
+   * Where device 1 starts in the flat address space: right after everything the meta blob
+   * holds, so {@code cat meta blob} mounts without device= (see {@link BlobIndex}).
+   */
+  void setUniaddr(long blocks) {
+    device.uniaddr = blocks;
   }
 
   long totalBlocks() {

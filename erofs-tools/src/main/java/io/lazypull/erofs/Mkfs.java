@@ -156,10 +156,14 @@ public final class Mkfs {
       writer.setDevice(blobDigests.sha256Hex(), blobDigests.size());
     }
     writer.place();
+    long erofsBytes = writer.totalBlocks() * writer.blockSize();
+    if (blobDigests != null) {
+      writer.setUniaddr(BlobIndex.fileSize(erofsBytes, List.of(blobDigests), writer.blockSize())
+          / writer.blockSize());
+    }
     writer.encodeMetadata();
     Path tmp = Files.createTempFile(outDir, ".lazypull-mkfs-", ".tmp");
     try {
-      long erofsBytes = writer.totalBlocks() * writer.blockSize();
       long fileSize;
       try (FileChannel out = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
         if (layout == Layout.FULL) {
@@ -172,7 +176,7 @@ public final class Mkfs {
           ImageWriter.writeFully(out, ByteBuffer.allocate(1), erofsBytes - 1);
         }
         fileSize = blobDigests == null ? erofsBytes
-            : BlobIndex.write(out, erofsBytes, List.of(blobDigests));
+            : BlobIndex.write(out, erofsBytes, List.of(blobDigests), writer.blockSize());
       }
       makeReadable(tmp);
       Files.move(tmp, output, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);

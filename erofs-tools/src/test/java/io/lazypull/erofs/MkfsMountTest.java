@@ -68,11 +68,24 @@ class MkfsMountTest {
   }
 
   private void check(MkfsResult r, Path expected, TreeDiff.Options options) throws IOException {
+    check(r, expected, options, false);
+  }
+
+  /** {@code flat}: also mount {@code cat meta blob} alone (the containerd layout). */
+  private void check(MkfsResult r, Path expected, TreeDiff.Options options, boolean flat) throws IOException {
     try {
       if (r.layout() != Layout.TAR_INDEX) {
         ImageChecks.fsck(r.image(), ImageChecks.devices(r));
       }
       ImageChecks.mountAndCompare(r, expected, options);
+      if (flat) {
+        Path flatImage = out.resolve("flat");
+        TestTrees.run(List.of("sh", "-c", "cat '" + r.image() + "' '" + r.dataBlob().orElseThrow().path()
+            + "' > '" + flatImage + "'"));
+        try (ImageChecks.Mounted m = new ImageChecks.Mounted(flatImage, List.of())) {
+          TreeDiff.assertSame(expected, m.dir, options);
+        }
+      }
     } finally {
       TestTrees.deleteQuietly(out);
     }
@@ -130,7 +143,7 @@ class MkfsMountTest {
     try {
       MkfsResult r = Mkfs.builder().layout(Layout.CHUNKED).chunkSize(4096).build()
           .build(zst, out.resolve("image"));
-      check(r, genTarTree, tarOptions());
+      check(r, genTarTree, tarOptions(), true);
     } finally {
       Files.deleteIfExists(zst);
     }
@@ -159,7 +172,7 @@ class MkfsMountTest {
     MkfsResult.DataBlob blob = r.dataBlob().orElseThrow();
     // The data blob is the unmodified tar.
     assertThat(Files.mismatch(blob.path(), genTar())).isEqualTo(-1);
-    check(r, genTarTree, tarOptions());
+    check(r, genTarTree, tarOptions(), true);
   }
 
   @Test
