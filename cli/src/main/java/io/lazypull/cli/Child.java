@@ -20,6 +20,7 @@ final class Child implements AutoCloseable {
   private java.nio.file.Path log;
   private boolean quiet;
   private Process process;
+  private Thread pump;
 
   private Child(String name, List<String> command) {
     this.name = name;
@@ -89,7 +90,7 @@ final class Child implements AutoCloseable {
       }, true, StandardCharsets.UTF_8);
     }
     PrintStream target = out;
-    Thread pump = new Thread(() -> copy(process, name, target), name + "-log");
+    pump = new Thread(() -> copy(process, name, target), name + "-log");
     pump.setDaemon(true);
     pump.start();
     return this;
@@ -136,11 +137,24 @@ final class Child implements AutoCloseable {
     if (process == null || !process.isAlive()) {
       return;
     }
-    process.destroyForcibly();
+    signal(9);
     try {
       process.waitFor(30, TimeUnit.SECONDS);
+      pump.join(5000);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
+    }
+  }
+
+  /**
+   * Sends a signal with kill(2). Not Process.destroy(): that also closes our end of the
+   * child's output pipe, and the lines it logs while shutting down would be lost.
+   */
+  private void signal(int sig) {
+    try {
+      io.lazypull.sys.Posix.kill((int) process.pid(), sig);
+    } catch (io.lazypull.sys.ErrnoException e) {
+      process.destroyForcibly();
     }
   }
 
@@ -149,11 +163,13 @@ final class Child implements AutoCloseable {
     if (process == null || !process.isAlive()) {
       return;
     }
-    process.destroy();
+    signal(15);
     try {
       if (!process.waitFor(seconds, TimeUnit.SECONDS)) {
-        process.destroyForcibly().waitFor(5, TimeUnit.SECONDS);
+        signal(9);
+        process.waitFor(5, TimeUnit.SECONDS);
       }
+      pump.join(5000); // its last lines are in the log when we return
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }

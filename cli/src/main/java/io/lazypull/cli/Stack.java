@@ -111,6 +111,7 @@ final class Stack implements AutoCloseable {
    */
   Child launchDaemon() throws IOException {
     daemonStarts++;
+    Files.deleteIfExists(readyFile()); // left by an earlier run in the same directory
     List<String> args = new ArrayList<>(List.of("daemon", "--device", "shim:" + shimSock,
         "--backend", backend, "--state-dir", state.toString(), "--stats-interval", "0",
         "--ready-file", readyFile().toString()));

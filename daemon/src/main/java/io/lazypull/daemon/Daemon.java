@@ -76,14 +76,21 @@ public final class Daemon implements AutoCloseable {
    */
   public void run() throws IOException {
     log.info("serving {}", device.describe());
-    while (!stopping) {
-      if (!device.awaitReadable(POLL_MILLIS)) {
-        continue;
+    try {
+      while (!stopping) {
+        if (!device.awaitReadable(POLL_MILLIS)) {
+          continue;
+        }
+        Request r;
+        while (!stopping && (r = device.read()) != null) {
+          dispatch(r);
+        }
       }
-      Request r;
-      while (!stopping && (r = device.read()) != null) {
-        dispatch(r);
+    } catch (IOException e) {
+      if (!stopping) {
+        throw e;
       }
+      // stop() and close() raced with a read: the device was let go on purpose.
     }
   }
 
