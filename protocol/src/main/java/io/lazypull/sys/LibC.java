@@ -49,6 +49,8 @@ final class LibC {
   // mounts
   static native int mount(String source, String target, String fstype, NativeLong flags, String data);
   static native int umount2(String target, int flags);
+  /** syscall(2) for the new mount API (fsopen 430, fsconfig 431, fsmount 432, move_mount 429). */
+  static native long syscall(long number, long a1, long a2, long a3, long a4, long a5);
 
   // sockets
   static native int socket(int domain, int type, int protocol);

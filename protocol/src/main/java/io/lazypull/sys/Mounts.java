@@ -31,12 +31,80 @@ public final class Mounts {
     for (Path d : devices) {
       String abs = d.toAbsolutePath().toString();
       if (abs.contains(",")) {
-        throw new IllegalArgumentException("device path contains a comma: " + abs);
+        // mount(2) splits its options at commas; fsconfig(2) takes each value whole.
+        mountErofsFsconfig(image, target, devices);
+        return;
       }
       data.append(data.length() == 0 ? "" : ",").append("device=").append(abs);
     }
     mount(image.toAbsolutePath().toString(), target.toAbsolutePath().toString(), "erofs",
         MS_RDONLY, data.toString());
+  }
+
+  private static final long SYS_MOVE_MOUNT = 429;
+  private static final long SYS_FSOPEN = 430;
+  private static final long SYS_FSCONFIG = 431;
+  private static final long SYS_FSMOUNT = 432;
+  private static final int FSCONFIG_SET_FLAG = 0;
+  private static final int FSCONFIG_SET_STRING = 1;
+  private static final int FSCONFIG_CMD_CREATE = 6;
+  private static final int MOVE_MOUNT_F_EMPTY_PATH = 4;
+
+  /**
+   * The same file-backed mount through the new mount API (Linux 5.2+; the syscall numbers are
+   * the same on every architecture): fsopen, fsconfig source / device / ro, create, fsmount,
+   * move_mount. Used when a path holds a comma, which mount(2)'s option string cannot carry.
+   */
+  private static void mountErofsFsconfig(Path image, Path target, List<Path> devices) throws ErrnoException {
+    String what = "erofs " + image + " on " + target + " (fsconfig, devices " + devices + ")";
+    try (CStrings c = new CStrings()) {
+      int fs = (int) sys("fsopen", what, SYS_FSOPEN, c.of("erofs"), 1 /* FSOPEN_CLOEXEC */, 0, 0, 0);
+      int mnt = -1;
+      try {
+        sys("fsconfig source", what, SYS_FSCONFIG, fs, FSCONFIG_SET_STRING, c.of("source"),
+            c.of(image.toAbsolutePath().toString()), 0);
+        for (Path d : devices) {
+          sys("fsconfig device", what, SYS_FSCONFIG, fs, FSCONFIG_SET_STRING, c.of("device"),
+              c.of(d.toAbsolutePath().toString()), 0);
+        }
+        sys("fsconfig ro", what, SYS_FSCONFIG, fs, FSCONFIG_SET_FLAG, c.of("ro"), 0, 0);
+        sys("fsconfig create", what, SYS_FSCONFIG, fs, FSCONFIG_CMD_CREATE, 0, 0, 0);
+        mnt = (int) sys("fsmount", what, SYS_FSMOUNT, fs, 1 /* FSMOUNT_CLOEXEC */, 1 /* MOUNT_ATTR_RDONLY */, 0, 0);
+        sys("move_mount", what, SYS_MOVE_MOUNT, mnt, c.of(""), -100 /* AT_FDCWD */,
+            c.of(target.toAbsolutePath().toString()), MOVE_MOUNT_F_EMPTY_PATH);
+      } finally {
+        Posix.closeQuietly(mnt);
+        Posix.closeQuietly(fs);
+      }
+    }
+  }
+
+  /** C strings for one call sequence, freed together. */
+  private static final class CStrings implements AutoCloseable {
+    private final List<com.sun.jna.Memory> strings = new ArrayList<>();
+
+    long of(String s) {
+      byte[] b = s.getBytes(java.nio.charset.StandardCharsets.UTF_8);
+      com.sun.jna.Memory m = new com.sun.jna.Memory(b.length + 1);
+      m.write(0, b, 0, b.length);
+      m.setByte(b.length, (byte) 0);
+      strings.add(m);
+      return com.sun.jna.Pointer.nativeValue(m);
+    }
+
+    @Override
+    public void close() {
+      strings.forEach(com.sun.jna.Memory::close);
+    }
+  }
+
+  private static long sys(String call, String what, long nr, long a1, long a2, long a3, long a4, long a5)
+      throws ErrnoException {
+    long r = LibC.syscall(nr, a1, a2, a3, a4, a5);
+    if (r < 0) {
+      throw new ErrnoException(call, Native.getLastError(), what);
+    }
+    return r;
   }
 
   /** An fscache-mode EROFS mount: {@code mount -t erofs none -o fsid=F[,domain_id=D]}. */
