@@ -3,7 +3,6 @@ package io.lazypull.erofs;
 import io.lazypull.erofs.format.Erofs;
 import java.io.IOException;
 import java.nio.ByteBuffer;
-import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -153,7 +152,7 @@ public final class BlobIndex {
   }
 
   /** Appends padding, body and footer after {@code erofsBytes}; returns the file size. */
-  static long write(FileChannel out, long erofsBytes, List<PieceDigests.Result> blobs, int blockSize)
+  static long write(HashingOutput out, long erofsBytes, List<PieceDigests.Result> blobs, int blockSize)
       throws IOException {
     int bodyLength = bodyLength(blobs);
     long fileSize = fileSize(erofsBytes, blobs, blockSize);
@@ -172,9 +171,9 @@ public final class BlobIndex {
     c.update(body.duplicate());
     ByteBuffer footer = Erofs.le(ByteBuffer.allocate(FOOTER_SIZE));
     footer.put(MAGIC).putLong(bodyOffset).putLong(bodyLength).putInt((int) c.getValue()).putInt(0);
-    ImageWriter.writeFully(out, ByteBuffer.allocate((int) (bodyOffset - erofsBytes)), erofsBytes);
-    ImageWriter.writeFully(out, body, bodyOffset);
-    ImageWriter.writeFully(out, footer.flip(), bodyOffset + bodyLength);
+    out.skipTo(bodyOffset);
+    out.write(body);
+    out.write(footer.flip());
     return fileSize;
   }
 }

@@ -126,6 +126,11 @@ final class DirectorySource {
         }
 
         @Override
+        public void skip(long length, String origin) {
+          pos += length;
+        }
+
+        @Override
         public boolean skipHole(long length) throws ErrnoException {
           long data = Posix.seekData(fd, pos);
           if (data == -1 || data >= pos + length) {

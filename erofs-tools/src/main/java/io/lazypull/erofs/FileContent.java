@@ -28,6 +28,16 @@ interface FileContent {
       return false;
     }
 
+    /** Moves {@code length} bytes forward; the default reads and discards them. */
+    default void skip(long length, String origin) throws IOException {
+      ByteBuffer scratch = ByteBuffer.allocate((int) Math.min(length, 1 << 16));
+      for (long left = length; left > 0; ) {
+        scratch.clear().limit((int) Math.min(left, scratch.capacity()));
+        readFully(scratch, origin);
+        left -= scratch.position();
+      }
+    }
+
     /** Reads exactly {@code dst.remaining()} bytes or fails: the file shrank since the scan. */
     default void readFully(ByteBuffer dst, String origin) throws IOException {
       while (dst.hasRemaining()) {

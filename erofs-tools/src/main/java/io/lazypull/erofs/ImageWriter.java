@@ -286,24 +286,16 @@ final class ImageWriter {
     meta.put(p.xattrBody);
   }
 
-  /** Writes directory and symlink blocks that are not inline (file data is the caller's). */
-  void writeNonFileData(FileChannel out) throws IOException {
-    for (InodePlan p : plans) {
-      if (p.dataBlocks == 0 || p.inode.isRegular()) {
-        continue;
-      }
-      byte[] data = p.inode.isDirectory() ? p.dirData : p.inode.symlinkTarget;
-      writeFully(out, ByteBuffer.wrap(data, 0, (int) (p.size - p.tailLen)), p.startBlk * blockSize);
-    }
-  }
-
   /** Stores a regular file's inline tail into the meta buffer. */
   void putTail(InodePlan p, ByteBuffer tail) {
     meta.put((int) p.tailPos, tail, tail.position(), tail.remaining());
   }
 
-  /** Fills in the superblock and device slot, computes the checksum, writes the metadata. */
-  void finishMetadata(FileChannel out) throws IOException {
+  /**
+   * Fills in the superblock and device slot and computes the checksum: returns the metadata
+   * blocks, ready to be written at byte 0 (the data blocks follow them).
+   */
+  ByteBuffer finishMetadata() {
     SuperBlock sb = new SuperBlock();
     sb.magic = Erofs.MAGIC;
     sb.featureCompat = Erofs.FEATURE_COMPAT_SB_CHKSUM | Erofs.FEATURE_COMPAT_MTIME;
@@ -326,7 +318,7 @@ final class ImageWriter {
     sb.write(meta);
     sb.checksum = Erofs.superblockChecksum(meta, blockSize);
     meta.putInt(Erofs.SUPER_OFFSET + 4, sb.checksum);
-    writeFully(out, meta.clear(), 0);
+    return meta.clear();
   }
 
   static void writeFully(FileChannel out, ByteBuffer src, long pos) throws IOException {

@@ -162,25 +162,27 @@ public final class Mkfs {
           / writer.blockSize());
     }
     writer.encodeMetadata();
+    if (layout == Layout.FULL) {
+      DataBlockWriter.readTails(writer);
+    }
+    ByteBuffer meta = writer.finishMetadata();
     Path tmp = Files.createTempFile(outDir, ".lazypull-mkfs-", ".tmp");
     try {
       long fileSize;
-      try (FileChannel out = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
-        if (layout == Layout.FULL) {
-          FileDataWriter.write(writer, out);
+      String fsid;
+      try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE);
+          HashingOutput out = new HashingOutput(ch)) {
+        out.write(meta);
+        DataBlockWriter.write(writer, out);
+        out.skipTo(erofsBytes);
+        if (blobDigests != null) {
+          BlobIndex.write(out, erofsBytes, List.of(blobDigests), writer.blockSize());
         }
-        writer.writeNonFileData(out);
-        writer.finishMetadata(out);
-        if (out.size() < erofsBytes) {
-          // The last block ends in a hole or slack that was never written.
-          ImageWriter.writeFully(out, ByteBuffer.allocate(1), erofsBytes - 1);
-        }
-        fileSize = blobDigests == null ? erofsBytes
-            : BlobIndex.write(out, erofsBytes, List.of(blobDigests), writer.blockSize());
+        fileSize = out.position();
+        fsid = out.finish();
       }
       makeReadable(tmp);
       Files.move(tmp, output, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-      String fsid = TarInput.digestFile(output, 1 << 20).sha256Hex();
       Optional<MkfsResult.DataBlob> blob = blobDigests == null ? Optional.empty()
           : Optional.of(new MkfsResult.DataBlob(blobPath, blobDigests.size(), blobDigests.sha256Hex()));
       return new MkfsResult(layout, output, writer.plans.size(), erofsBytes, fileSize, fsid, blob);

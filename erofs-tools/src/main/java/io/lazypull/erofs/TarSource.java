@@ -328,6 +328,11 @@ final class TarSource implements Closeable {
         }
 
         @Override
+        public void skip(long length, String origin) {
+          pos += length;
+        }
+
+        @Override
         public void close() {}
       };
     }
