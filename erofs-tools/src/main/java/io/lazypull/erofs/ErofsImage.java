@@ -643,17 +643,17 @@ public final class ErofsImage implements Closeable {
     visitor.visit("/", root);
     Set<Long> seenDirs = new HashSet<>();
     seenDirs.add(root.nid());
-    ArrayDeque<Object[]> stack = new ArrayDeque<>(); // {path, node, depth}
-    stack.push(new Object[] {"", root, 0});
+    ArrayDeque<PendingDir> stack = new ArrayDeque<>();
+    stack.push(new PendingDir("", root, 0));
     while (!stack.isEmpty()) {
-      Object[] top = stack.pop();
-      String path = (String) top[0];
-      Node dir = (Node) top[1];
-      int depth = (Integer) top[2];
+      PendingDir top = stack.pop();
+      String path = top.path();
+      Node dir = top.dir();
+      int depth = top.depth();
       if (depth >= MAX_DEPTH) {
         throw new CorruptImageException("nid " + dir.nid() + ": directory depth exceeds " + MAX_DEPTH);
       }
-      List<Object[]> subdirs = new ArrayList<>();
+      List<PendingDir> subdirs = new ArrayList<>();
       for (DirEntry e : readdir(dir)) {
         if (e.isDotOrDotDot()) {
           if (e.name().length == 1 && e.nid() != dir.nid()) {
@@ -674,7 +674,7 @@ public final class ErofsImage implements Closeable {
             throw new CorruptImageException("nid " + dir.nid() + ": directory cycle: '"
                 + childPath + "' is nid " + child.nid() + ", already visited");
           }
-          subdirs.add(new Object[] {childPath, child, depth + 1});
+          subdirs.add(new PendingDir(childPath, child, depth + 1));
         }
       }
       for (int i = subdirs.size() - 1; i >= 0; i--) {
@@ -682,6 +682,9 @@ public final class ErofsImage implements Closeable {
       }
     }
   }
+
+  /** A directory {@link #walk} has yet to list. */
+  private record PendingDir(String path, Node dir, int depth) {}
 
   // ---- xattrs ----
 

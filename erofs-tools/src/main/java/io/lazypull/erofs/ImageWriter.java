@@ -127,7 +127,7 @@ final class ImageWriter {
         p.datalayout = Erofs.DATALAYOUT_CHUNK_BASED;
         p.chunkIndexPos = Erofs.roundUp(pos + hdr, ChunkIndex.SIZE);
         record = p.chunkIndexPos - pos + (long) ChunkIndex.SIZE * p.chunkBlocks.length;
-      } else if (p.size == 0 || !(n(p).isRegular() || n(p).isDirectory() || n(p).isSymlink())) {
+      } else if (p.size == 0 || !hasData(p.inode)) {
         p.datalayout = Erofs.DATALAYOUT_FLAT_PLAIN;
         p.startBlk = 0;
         record = hdr;
@@ -175,8 +175,9 @@ final class ImageWriter {
     meta = Erofs.le(ByteBuffer.allocate((int) metaBytes));
   }
 
-  private static TreeInode n(InodePlan p) {
-    return p.inode;
+  /** Regular files, directories and symlinks have data; devices, fifos and sockets do not. */
+  private static boolean hasData(TreeInode n) {
+    return n.isRegular() || n.isDirectory() || n.isSymlink();
   }
 
   /**

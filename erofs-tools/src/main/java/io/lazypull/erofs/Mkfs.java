@@ -77,7 +77,7 @@ public final class Mkfs {
       if (layout == Layout.TAR_INDEX) {
         throw new IOException("the tar-index layout needs a tar source, not a directory: " + source);
       }
-      return write(DirectorySource.scan(source), null, null, output);
+      return write(DirectorySource.scan(source), null, null, output, null);
     }
     if (!Files.isRegularFile(source)) {
       throw new java.nio.file.NoSuchFileException(source.toString());
@@ -115,11 +115,11 @@ public final class Mkfs {
     }
   }
 
-  private MkfsResult write(TreeInode root, List<TreeInode> implicit, PieceDigests.Result tarDigests,
-      Path output) throws IOException {
-    return write(root, implicit, tarDigests, output, null);
-  }
-
+  /**
+   * Builds the image of a scanned tree. {@code implicit}: directories a tar implied (their
+   * mtime is the build time); {@code tarDigests} and {@code tarBlob}: the data blob of a
+   * tar-index image.
+   */
   private MkfsResult write(TreeInode root, List<TreeInode> implicit, PieceDigests.Result tarDigests,
       Path output, Path tarBlob) throws IOException {
     long[] time = chooseBuildTime(root, implicit == null ? List.of() : implicit);

@@ -291,8 +291,10 @@ final class TarSource implements Closeable {
 
   @Override
   public void close() throws IOException {
-    try (FileChannel c = channel) {
+    try {
       tarFile.close();
+    } finally {
+      channel.close();
     }
   }
 
