@@ -27,8 +27,9 @@ import picocli.CommandLine.Parameters;
 @Command(name = "inspect", mixinStandardHelpOptions = true, sortOptions = false,
     description = {
       "Show an EROFS image: superblock, features, device table, blob index and the tree",
-      "(mode, uid, gid, size, nid, path). Metadata needs only the image; give the data",
-      "blobs with --device (in device-table order) to also check that file data is there.",
+      "(mode, uid, gid, size, nid, path). Metadata needs only the image; with the data",
+      "blobs given by --device (in device-table order) it also opens them and reports",
+      "that file data is readable.",
       ""
     })
 final class InspectCommand implements Callable<Integer> {
