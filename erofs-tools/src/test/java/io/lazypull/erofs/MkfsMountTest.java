@@ -122,6 +122,29 @@ class MkfsMountTest {
     }
   }
 
+  @Test
+  void full_posixAcls_mountIdentical() throws IOException {
+    Path src = Files.createDirectories(out.resolveSibling(out.getFileName() + "-acl/d"));
+    Path file = Files.writeString(src.resolve("f"), "acl");
+    // struct posix_acl_xattr_header (version 2) + entries {u16 tag, u16 perm, u32 id}:
+    // user::rw- user:1000:r-- group::r-- mask::r-- other::r--
+    java.nio.ByteBuffer acl = java.nio.ByteBuffer.allocate(4 + 5 * 8).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    acl.putInt(2);
+    acl.putShort((short) 0x01).putShort((short) 6).putInt(-1);
+    acl.putShort((short) 0x02).putShort((short) 4).putInt(1000);
+    acl.putShort((short) 0x04).putShort((short) 4).putInt(-1);
+    acl.putShort((short) 0x10).putShort((short) 4).putInt(-1);
+    acl.putShort((short) 0x20).putShort((short) 4).putInt(-1);
+    io.lazypull.sys.Posix.setXattr(file.toString(), "system.posix_acl_access", acl.array());
+    io.lazypull.sys.Posix.setXattr(src.toString(), "system.posix_acl_default", acl.array());
+    Path root = src.getParent();
+    try {
+      check(build(Layout.FULL, root), root, TreeDiff.options());
+    } finally {
+      TestTrees.deleteQuietly(root);
+    }
+  }
+
   // ---- chunked ----
 
   @Test

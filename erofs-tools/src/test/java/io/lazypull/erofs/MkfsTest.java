@@ -120,6 +120,34 @@ class MkfsTest {
   }
 
   @Test
+  void unifiedAddress_device0ChunkInsideTheDeviceWindow_readsTheDevice() throws IOException {
+    MkfsResult r = Mkfs.builder().layout(Layout.CHUNKED).chunkSize(4096).build()
+        .build(tree(), tmp.resolve("image"));
+    byte[] meta = Files.readAllBytes(r.image());
+    Path blob = r.dataBlob().orElseThrow().path();
+    ErofsImage.Node twice;
+    long uniaddr;
+    try (ImageSource m = ImageSource.of(meta)) {
+      ErofsImage img = ErofsImage.open(m, List.of());
+      twice = img.lookup("/twice").orElseThrow();
+      uniaddr = img.devices().get(0).uniaddr();
+    }
+    // Rewrite chunk 0 of /twice as {device 0, uniaddr + blk}: the same bytes, addressed
+    // through the unified address space (how 4-byte block maps reach blobs).
+    java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(meta).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    int index = (int) ((twice.nid() * 32 + (twice.extended() ? 64 : 32) + 7) / 8 * 8);
+    assertThat(b.getShort(index + 2)).isEqualTo((short) 1);
+    long blk = b.getInt(index + 4) & 0xFFFFFFFFL;
+    b.putShort(index + 2, (short) 0).putInt(index + 4, (int) (uniaddr + blk));
+    b.putInt(1024 + 4, io.lazypull.erofs.format.Erofs.superblockChecksum(b, 4096));
+    try (ImageSource m = ImageSource.of(meta); ImageSource d = ImageSource.of(blob)) {
+      ErofsImage img = ErofsImage.open(m, List.of(d));
+      assertThat(img.openStream(img.lookup("/twice").orElseThrow()).readAllBytes())
+          .isEqualTo(Files.readAllBytes(tmp.resolve("src/twice")));
+    }
+  }
+
+  @Test
   void chunkSize_mustBeAPowerOfTwoOfAtLeast4096() {
     assertThatThrownBy(() -> Mkfs.builder().chunkSize(6000)).isInstanceOf(IllegalArgumentException.class);
     assertThatThrownBy(() -> Mkfs.builder().chunkSize(2048)).isInstanceOf(IllegalArgumentException.class);
