@@ -107,8 +107,8 @@ class FailoverTest {
     for (String order : List.of("sort -z", "sort -zr")) {
       Path out = tmp.resolve("sums-" + readers.size() + "-" + System.nanoTime());
       readers.add(new ProcessBuilder("bash", "-c", "set -o pipefail; find . -type f -print0 | " + order
-          + " | xargs -0 sha256sum | sort -k2 > " + out + "; echo " + out)
-          .directory(mnt.toFile()).redirectError(ProcessBuilder.Redirect.INHERIT).start());
+          + " | xargs -0 sha256sum | sort -k2 > " + out + "; rc=$?; echo " + out + "; exit $rc")
+          .directory(mnt.toFile()).redirectError(out.resolveSibling(out.getFileName() + ".err").toFile()).start());
     }
     return readers;
   }
@@ -153,5 +153,112 @@ class FailoverTest {
       }
     }
     assertThat(kills).as("kills during reads").isGreaterThanOrEqualTo(MIN_KILLS);
+  }
+
+  @Test
+  void seed_withSystemdsFdStore_readersNeverNotice() throws Exception {
+    Random rnd = new Random(2);
+    int kills = 0;
+    for (int round = 0; kills < MIN_KILLS && round < 10; round++) {
+      try (Cluster cluster = new Cluster(tmp.resolve("systemd-" + round), uri);
+          FakeSystemd systemd = new FakeSystemd(cluster.stack.run)) {
+        cluster.startShim();
+        Path log = cluster.stack.dir.resolve("logs/daemon.log");
+        int[] starts = {0};
+        // The daemon as systemd runs it: no --holder; NOTIFY_SOCKET set; the fd store in LISTEN_FDS.
+        java.util.function.Supplier<Path> ready = () -> cluster.stack.run.resolve("ready." + starts[0]);
+        java.util.concurrent.Callable<Integer> start = () -> {
+          starts[0]++;
+          return systemd.start(List.of("daemon", "--device", "shim:" + cluster.stack.shimSock,
+              "--backend", uri, "--state-dir", cluster.stack.state.toString(), "--stats-interval", "0",
+              "--ready-file", ready.get().toString()), creds, log);
+        };
+        int pid = start.call();
+        awaitFile(ready.get(), pid, log);
+        assertThat(systemd.holdsFd()).as("the daemon stored its device with FDSTORE=1").isTrue();
+        Path mnt = cluster.mount(image.fsid());
+        List<Process> readers = startReaders(mnt);
+        while (readers.stream().anyMatch(Process::isAlive)) {
+          Thread.sleep(200 + rnd.nextInt(1300));
+          if (readers.stream().noneMatch(Process::isAlive)) {
+            break;
+          }
+          Posix.kill(pid, 9);
+          awaitExit(pid);
+          kills++;
+          pid = start.call(); // Restart=always
+          awaitFile(ready.get(), pid, log);
+        }
+        assertReadersSucceeded(readers);
+        Posix.kill(pid, 15);
+        awaitExit(pid);
+        assertThat(Files.readString(log)).contains("recovered the device fd");
+        System.err.println("FailoverTest(systemd): round " + round + " done, " + kills + " kills so far");
+      }
+    }
+    assertThat(kills).as("kills during reads").isGreaterThanOrEqualTo(MIN_KILLS);
+  }
+
+  @Test
+  void noHolder_killingTheDaemon_givesReadersEio_notAHang() throws Exception {
+    try (Cluster cluster = new Cluster(tmp.resolve("no-holder"), uri)) {
+      cluster.stack.env.putAll(creds);
+      cluster.startShim().startDaemon();
+      Path mnt = cluster.mount(image.fsid());
+      Process reader = startReaders(mnt).get(0);
+      Thread.sleep(1500); // reading is under way
+      cluster.stack.daemon.kill();
+      assertThat(reader.waitFor(120, TimeUnit.SECONDS)).as("the reader ends (no hang)").isTrue();
+      assertThat(reader.exitValue()).as("the reader saw EIO").isNotZero();
+      // Later reads of data not cached fail too: the device is dead.
+      Path big = Files.list(mnt.resolve("random")).findFirst().orElseThrow();
+      assertThat(readOutcome(big)).contains("Input/output error");
+    }
+  }
+
+  @Test
+  void holderKilledToo_everyReadGetsEio_notAHang() throws Exception {
+    try (Cluster cluster = new Cluster(tmp.resolve("holder-dies"), uri)) {
+      cluster.stack.env.putAll(creds);
+      cluster.startHolder().startShim().startDaemon();
+      Path mnt = cluster.mount(image.fsid());
+      Process reader = startReaders(mnt).get(0);
+      Thread.sleep(1500);
+      cluster.stack.daemon.kill();
+      Thread.sleep(500); // reads now wait for the next daemon, held by the holder...
+      assertThat(reader.isAlive()).as("with the holder alive, the reader waits").isTrue();
+      cluster.stack.holder.kill(); // ...until the holder dies too: the device is gone
+      assertThat(reader.waitFor(120, TimeUnit.SECONDS)).as("the reader ends (no hang)").isTrue();
+      assertThat(reader.exitValue()).isNotZero();
+      Path big = Files.list(mnt.resolve("random")).sorted().reduce((a, b) -> b).orElseThrow();
+      assertThat(readOutcome(big)).contains("Input/output error");
+    }
+  }
+
+  /** Reads a file through {@code cat}; returns "ok" or its error output. */
+  private static String readOutcome(Path file) throws Exception {
+    Process p = new ProcessBuilder("cat", file.toString()).redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+    String err = new String(p.getErrorStream().readAllBytes());
+    assertThat(p.waitFor(60, TimeUnit.SECONDS)).isTrue();
+    return p.exitValue() == 0 ? "ok" : err;
+  }
+
+  private static void awaitFile(Path f, int pid, Path log) throws Exception {
+    for (int i = 0; i < 1200 && !Files.exists(f); i++) {
+      if (!io.lazypull.daemon.failover.HolderServer.isRunning(pid)) {
+        List<String> lines = Files.readAllLines(log);
+        throw new IOException("daemon pid " + pid + " exited before it was ready; its log ends with:\n"
+            + String.join("\n", lines.subList(Math.max(0, lines.size() - 15), lines.size())));
+      }
+      Thread.sleep(100);
+    }
+    assertThat(f).exists();
+  }
+
+  /** Until the process is gone or a zombie (its fds are closed then, as systemd would see). */
+  private static void awaitExit(int pid) throws Exception {
+    for (int i = 0; i < 600 && io.lazypull.daemon.failover.HolderServer.isRunning(pid); i++) {
+      Thread.sleep(50);
+    }
   }
 }

@@ -298,7 +298,8 @@ public final class HolderServer implements AutoCloseable {
     log.warn("pid {} still runs 60 s after closing its lease; handing the device over anyway", pid);
   }
 
-  static boolean isRunning(int pid) {
+  /** True if {@code pid} exists and is not a zombie (a zombie has closed all its fds). */
+  public static boolean isRunning(int pid) {
     try {
       String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
       int close = stat.lastIndexOf(')');
