@@ -31,8 +31,13 @@ class TarSourceTest {
     final TarArchiveOutputStream out;
 
     Tar() {
+      this(TarArchiveOutputStream.LONGFILE_POSIX);
+    }
+
+    /** {@code longFileMode}: PAX records or GNU ././@LongLink headers for long names. */
+    Tar(int longFileMode) {
       out = new TarArchiveOutputStream(bytes);
-      out.setLongFileMode(TarArchiveOutputStream.LONGFILE_POSIX);
+      out.setLongFileMode(longFileMode);
       out.setBigNumberMode(TarArchiveOutputStream.BIGNUMBER_POSIX);
     }
 
@@ -129,6 +134,18 @@ class TarSourceTest {
     String deep = "d".repeat(200) + "/" + "e".repeat(200) + "/" + name255;
     ErofsImage img = buildAndOpen(new Tar().file(deep, "deep").finish(), Layout.FULL);
     assertThat(content(img, deep)).isEqualTo("deep");
+  }
+
+  @Test
+  void longNames_gnuLongNameAndLongLinkHeaders() throws IOException {
+    String longName = "g".repeat(150) + "/" + "h".repeat(200);
+    String longTarget = "t/".repeat(120) + "end";
+    byte[] tar = new Tar(TarArchiveOutputStream.LONGFILE_GNU).file(longName, "gnu")
+        .link("l".repeat(180), longTarget, TarConstants.LF_SYMLINK).finish();
+    ErofsImage img = buildAndOpen(tar, Layout.TAR_INDEX);
+    assertThat(content(img, longName)).isEqualTo("gnu");
+    ErofsImage.Node link = img.lookup("l".repeat(180)).orElseThrow();
+    assertThat(new String(img.readlink(link), StandardCharsets.UTF_8)).isEqualTo(longTarget);
   }
 
   @Test
