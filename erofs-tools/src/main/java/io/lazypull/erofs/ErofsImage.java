@@ -34,7 +34,8 @@ import java.util.Set;
  * <p>Every field read from the image is checked before it is used: a malformed image gives a
  * {@link CorruptImageException} naming what and where, never a loop (directory cycles and
  * depth are checked by {@link #walk}) and never a huge allocation (sizes are validated first).
- * Instances are not thread-safe.
+ * An instance holds no mutable state: it may be shared between threads when its sources may
+ * ({@link ImageSource#of(java.nio.file.Path)} and {@link ImageSource#of(byte[])} can).
  */
 public final class ErofsImage implements Closeable {
   /** Deeper trees are refused by {@link #walk}: a path that deep exceeds PATH_MAX anyway. */

@@ -10,7 +10,8 @@ import java.nio.file.StandardOpenOption;
 
 /**
  * Random-access bytes an image or a blob is read from: a file, a byte array, or anything a
- * backend can serve ranges of. Implementations must be safe for use by one thread at a time.
+ * backend can serve ranges of. The file and byte-array sources here allow concurrent reads;
+ * other implementations say whether they do.
  */
 public interface ImageSource extends Closeable {
   /** Total length in bytes. */
