@@ -132,7 +132,11 @@ final class DaemonCommand implements Callable<Integer> {
     }
     // run() returned: a hand-over (stop). Answer what was read, close objects, let go.
     shutdown(daemon, acquired);
-    Runtime.getRuntime().removeShutdownHook(hook);
+    try {
+      Runtime.getRuntime().removeShutdownHook(hook);
+    } catch (IllegalStateException e) {
+      // run() returned because a signal started the JVM's shutdown: the hook does the rest.
+    }
     return 0;
   }
 

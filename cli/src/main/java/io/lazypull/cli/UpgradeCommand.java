@@ -20,9 +20,17 @@ final class UpgradeCommand implements Callable<Integer> {
   @Option(names = "--holder", required = true, paramLabel = "PATH", description = "The holder's socket.")
   Path holder;
 
+  @Option(names = "--wait", paramLabel = "SECONDS", defaultValue = "60",
+      description = "Wait this long for a standby to be ready (default: ${DEFAULT-VALUE}).")
+  int waitSeconds;
+
   @Override
   public Integer call() throws Exception {
     try (HolderClient client = HolderClient.connect(holder)) {
+      long deadline = System.nanoTime() + waitSeconds * 1_000_000_000L;
+      while (!client.status().matches(".*waiting=[1-9].*") && System.nanoTime() < deadline) {
+        Thread.sleep(100); // the standby's JVM is still starting
+      }
       int pid = client.upgrade();
       System.out.println("asked daemon pid " + pid + " to hand over to the standby");
     }

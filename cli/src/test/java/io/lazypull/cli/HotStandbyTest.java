@@ -1,0 +1,92 @@
+package io.lazypull.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.lazypull.erofs.Layout;
+import io.lazypull.erofs.MkfsResult;
+import io.lazypull.testing.Requirements;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * A standby daemon, started and waiting on the holder, takes over when the active one is
+ * upgraded away ('lazypull upgrade') or killed; the readers in the middle of a cold read of a
+ * real JDK get the right bytes throughout.
+ */
+class HotStandbyTest {
+  private static final Path JDK = Path.of("/usr/lib/jvm/java-17-openjdk-amd64");
+
+  @TempDir Path tmp;
+
+  @Test
+  void upgradeThenKill_standbysTakeOver_readersGetTheRightBytes() throws Exception {
+    Requirements.assumeFuse();
+    Path blobs = tmp.resolve("backend");
+    MkfsResult image = Cluster.buildImage(JDK, blobs, Layout.CHUNKED);
+    String expected = FailoverTest.sums(JDK);
+    try (Cluster cluster = new Cluster(tmp.resolve("c"), "file://" + blobs)) {
+      // Small fetches keep the daemon busy for the whole read.
+      cluster.stack.daemonArgs.addAll(List.of("--fetch-size", "65536", "--threads", "2"));
+      cluster.startHolder().startShim().startDaemon();
+      Child active = cluster.stack.daemon;
+      Path mnt = cluster.mount(image.fsid());
+      Process reader = new ProcessBuilder("bash", "-c",
+          "set -o pipefail; find . -type f -print0 | sort -z | xargs -0 sha256sum")
+          .directory(mnt.toFile()).start();
+      StringBuilder got = new StringBuilder();
+      Thread collect = new Thread(() -> {
+        try {
+          got.append(new String(reader.getInputStream().readAllBytes()));
+        } catch (Exception e) {
+          throw new RuntimeException(e);
+        }
+      });
+      collect.start();
+
+      // 1. Upgrade: a standby waits; 'lazypull upgrade' hands the device over without a kill.
+      Child standby = startStandby(cluster);
+      assertThat(Main.execute("upgrade", "--holder", cluster.stack.holderSock.toString())).isZero();
+      assertThat(active.process().waitFor(60, TimeUnit.SECONDS)).as("the old daemon exits").isTrue();
+      assertThat(active.exitValue()).as("and it exits cleanly").isZero();
+
+      // 2. Crash: the new active daemon is SIGKILLed; the next standby takes over.
+      Child standby2 = startStandby(cluster);
+      awaitStandbyWaiting(cluster);
+      standby.kill();
+      Thread.sleep(1000);
+      assertThat(standby2.isAlive()).isTrue();
+
+      assertThat(reader.waitFor(10, TimeUnit.MINUTES)).isTrue();
+      collect.join();
+      assertThat(reader.exitValue()).as("the reader saw no error").isZero();
+      assertThat(got.toString()).isEqualTo(expected);
+      String log = cluster.daemonLog();
+      assertThat(log).contains("hand-over requested");
+      assertThat(log.split("took over the device", -1).length - 1).as("two take-overs").isEqualTo(2);
+      cluster.stack.daemon = standby2; // stopped with the cluster
+    }
+  }
+
+  private static void awaitStandbyWaiting(Cluster cluster) throws Exception {
+    try (var client = io.lazypull.daemon.failover.HolderClient.connect(cluster.stack.holderSock)) {
+      for (int i = 0; i < 600 && !client.status().contains("waiting=1"); i++) {
+        Thread.sleep(100);
+      }
+      assertThat(client.status()).contains("waiting=1");
+    }
+  }
+
+  private static Child startStandby(Cluster cluster) throws Exception {
+    Stack s = cluster.stack;
+    List<String> args = new ArrayList<>(List.of("daemon", "--device", "shim:" + s.shimSock, "--backend", s.backend,
+        "--state-dir", s.state.toString(), "--stats-interval", "0", "--holder", s.holderSock.toString(),
+        "--standby"));
+    args.addAll(s.daemonArgs);
+    return Child.lazypull("standby", "384m", args).logTo(s.dir.resolve("logs/daemon.log")).start();
+  }
+}
