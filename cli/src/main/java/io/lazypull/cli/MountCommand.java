@@ -2,6 +2,8 @@ package io.lazypull.cli;
 
 import io.lazypull.erofs.ErofsImage;
 import io.lazypull.erofs.ImageSource;
+import io.lazypull.shim.fanotify.RelayClient;
+import io.lazypull.sys.Errno;
 import io.lazypull.sys.ErrnoException;
 import io.lazypull.sys.Mounts;
 import java.io.IOException;
@@ -28,14 +30,29 @@ import picocli.CommandLine.Parameters;
       "(mount -t erofs none -o fsid=F[,domain_id=D]), which needs a kernel with",
       "CONFIG_EROFS_FS_ONDEMAND and 'lazypull daemon --device kernel' running.",
       "",
+      "With --frontend fanotify --cache-dir DIR it asks the fanotify relay serving DIR",
+      "('lazypull shim --frontend fanotify') for the meta blob, fetched whole, and for",
+      "each data blob, a sparse cache file marked for pre-content events, then mounts the",
+      "meta cache file with device= the data cache files. It refuses without the relay.",
+      "--frontend auto: --shim given: fuse; /dev/cachefiles exists: kernel; --cache-dir",
+      "given and pre-content events work: fanotify.",
+      "",
       "The domain defaults to the fsid (the kernel's volume name when no domain_id is",
       "given); blobs shared by images of one domain are fetched and cached once.",
     })
 final class MountCommand implements Callable<Integer> {
   private static final Pattern DIGEST = Pattern.compile("[0-9a-f]{64}");
 
-  @Option(names = "--shim", paramLabel = "DIR", description = "The fuse-shim's mountpoint.")
+  @Option(names = "--frontend", paramLabel = "kernel|fuse|fanotify|auto",
+      description = "How reads reach the daemon (default: fuse with --shim, fanotify with --cache-dir, else kernel).")
+  String frontend;
+
+  @Option(names = "--shim", paramLabel = "DIR", description = "The fuse-shim's mountpoint (--frontend fuse).")
   Path shim;
+
+  @Option(names = "--cache-dir", paramLabel = "DIR",
+      description = "The fanotify relay's cache directory (--frontend fanotify).")
+  Path cacheDir;
 
   @Option(names = "--fsid", required = true, paramLabel = "DIGEST", description = "The image: its meta blob's sha256.")
   String fsid;
@@ -63,12 +80,91 @@ final class MountCommand implements Callable<Integer> {
       throw new NoSuchFileException(target.toString(), null, "mount target is not a directory");
     }
     String dom = domain == null ? id : domain;
-    if (shim == null) {
-      Mounts.mountErofsFscache(id, domain, target);
-    } else {
-      mountOverShim(id, dom);
+    switch (frontend()) {
+      case KERNEL:
+        Mounts.mountErofsFscache(id, domain, target);
+        break;
+      case FUSE:
+        if (shim == null) {
+          throw new IllegalArgumentException("--frontend fuse needs --shim DIR (the shim's mountpoint)");
+        }
+        mountOverShim(id, dom);
+        break;
+      case FANOTIFY:
+        if (cacheDir == null) {
+          throw new IllegalArgumentException("--frontend fanotify needs --cache-dir DIR (the relay's cache directory)");
+        }
+        mountOverRelay(id, dom);
+        break;
+      default:
+        throw new AssertionError();
     }
     return dom;
+  }
+
+  private Frontends frontend() {
+    if (frontend == null) {
+      return shim != null ? Frontends.FUSE : cacheDir != null ? Frontends.FANOTIFY : Frontends.KERNEL;
+    }
+    if (!frontend.equals("auto")) {
+      return Frontends.parse(frontend);
+    }
+    Frontends.Choice c;
+    if (shim != null) {
+      c = new Frontends.Choice(Frontends.FUSE, "--shim given");
+    } else if (Files.exists(Path.of("/dev/cachefiles"))) {
+      c = new Frontends.Choice(Frontends.KERNEL, "/dev/cachefiles exists");
+    } else if (cacheDir != null && io.lazypull.sys.Fanotify.probePreContent(cacheDir) == null) {
+      c = new Frontends.Choice(Frontends.FANOTIFY, "no /dev/cachefiles; fanotify pre-content events work in " + cacheDir);
+    } else {
+      throw new IllegalArgumentException("--frontend auto: no /dev/cachefiles, " + (cacheDir == null
+          ? "no --cache-dir for fanotify" : "no fanotify pre-content events in " + cacheDir) + ", no --shim for FUSE");
+    }
+    System.out.println(c.line());
+    return c.frontend();
+  }
+
+  /**
+   * The fanotify front end: the relay opens the meta blob and fetches it whole (EROFS reads
+   * metadata through the page cache, which raises no events: a sparse meta fails the mount with
+   * EINVAL), then each data blob, sparse and marked FAN_PRE_ACCESS before mount(2) opens it.
+   */
+  private void mountOverRelay(String id, String dom) throws IOException {
+    try (RelayClient relay = RelayClient.connect(cacheDir)) {
+      RelayClient.OpenedBlob meta;
+      try {
+        meta = relay.open(dom, id, true);
+      } catch (ErrnoException e) {
+        if (e.errno() == Errno.ENOENT) {
+          throw new IOException("image " + id + " not found: the daemon behind the fanotify relay of " + cacheDir
+              + " does not know it in domain " + dom + " (is 'lazypull daemon' running with a backend that has it?)");
+        }
+        throw new IOException("cannot open the meta blob of " + id + " through the fanotify relay: " + e.getMessage(), e);
+      }
+      List<String> tags = deviceTags(id, meta.path());
+      List<Path> devices = new ArrayList<>();
+      for (String tag : tags) {
+        devices.add(relay.open(dom, tag, false).path());
+      }
+      Mounts.mountErofs(meta.path(), target, devices);
+      relay.mounted(target);
+    }
+  }
+
+  private static List<String> deviceTags(String id, Path meta) throws IOException {
+    List<String> tags = new ArrayList<>();
+    try (ImageSource src = ImageSource.of(meta); ErofsImage image = ErofsImage.open(src, List.of())) {
+      for (ErofsImage.Device d : image.devices()) {
+        tags.add(d.tag());
+      }
+    }
+    for (String tag : tags) {
+      if (!DIGEST.matcher(tag).matches()) {
+        throw new IOException("image " + id + ": device tag '" + tag + "' is not a blob digest;"
+            + " build images with 'lazypull mkfs --layout chunked|tar-index'");
+      }
+    }
+    return tags;
   }
 
   private void mountOverShim(String id, String dom) throws IOException {

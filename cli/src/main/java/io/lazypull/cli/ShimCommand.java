@@ -1,5 +1,6 @@
 package io.lazypull.cli;
 
+import io.lazypull.shim.fanotify.FanotifyRelay;
 import io.lazypull.shim.fuse.FuseShim;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -38,12 +39,25 @@ import picocli.CommandLine.Option;
       "Ctrl-C or SIGTERM: waiting reads get EIO, the FUSE mount is unmounted. A mountpoint",
       "left behind by a killed shim is cleaned up on start. libfuse runs multi-threaded (a",
       "read waiting for a fetch never holds up the others); reads are at most 128 KiB.",
+      "",
+      "--frontend fanotify (Linux 6.14+): no FUSE mount. The shim relays fanotify",
+      "pre-content events (FAN_PRE_ACCESS) on its own cache files to the same daemon:",
+      "'lazypull mount --frontend fanotify --cache-dir DIR' asks it (control socket",
+      "DIR/.relay.sock) for the meta blob, fetched whole, and the data blobs, sparse and",
+      "marked, then mounts EROFS file-backed on them. Reads of cached data never leave",
+      "the kernel. It refuses to stop while such mounts exist (its group going away",
+      "would let their reads of holes through as zeros); see docs/fanotify.md.",
     })
 final class ShimCommand implements Callable<Integer> {
   private static final Logger log = LoggerFactory.getLogger(ShimCommand.class);
 
-  @Option(names = "--mountpoint", required = true, paramLabel = "DIR",
-      description = "Where to mount the shim (created if missing).")
+  @Option(names = "--frontend", paramLabel = "fuse|fanotify", defaultValue = "fuse",
+      description = "Where READ requests come from: FUSE reads of MOUNTPOINT (default), or fanotify"
+          + " pre-content events on the cache files (no mount).")
+  String frontend;
+
+  @Option(names = "--mountpoint", paramLabel = "DIR",
+      description = "Where to mount the shim (created if missing; --frontend fuse).")
   Path mountpoint;
 
   @Option(names = "--cache-dir", required = true, paramLabel = "DIR",
@@ -63,6 +77,42 @@ final class ShimCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    switch (frontend) {
+      case "fuse":
+        if (mountpoint == null) {
+          throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+              "--frontend fuse needs --mountpoint DIR");
+        }
+        return runFuse();
+      case "fanotify":
+        if (mountpoint != null || !fuseOptions.isEmpty() || fuseDebug) {
+          throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+              "--mountpoint, -o and --fuse-debug are FUSE options; --frontend fanotify mounts nothing");
+        }
+        return runFanotify();
+      default:
+        throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+            "--frontend must be fuse or fanotify, not '" + frontend + "'");
+    }
+  }
+
+  private Integer runFanotify() throws Exception {
+    Files.createDirectories(cacheDir);
+    String why = io.lazypull.sys.Fanotify.probePreContent(cacheDir);
+    if (why != null) {
+      throw new IllegalStateException("fanotify pre-content events do not work here (" + why
+          + "): use --frontend fuse");
+    }
+    FanotifyRelay relay = FanotifyRelay.start(cacheDir, socket, -1);
+    RelayStopper stopper = new RelayStopper(relay);
+    stopper.install();
+    log.info("relay ready: mount images with 'lazypull mount --frontend fanotify --cache-dir {}', serve them with"
+        + " 'lazypull daemon --device shim:{}'", relay.shim().cacheDir(), relay.shim().socket());
+    stopper.awaitStopped();
+    return 0;
+  }
+
+  private Integer runFuse() throws Exception {
     Files.createDirectories(cacheDir);
     FuseShim shim = FuseShim.start(mountpoint, cacheDir, socket, new FuseShim.Options(fuseOptions, fuseDebug));
     AtomicBoolean hookRan = new AtomicBoolean();

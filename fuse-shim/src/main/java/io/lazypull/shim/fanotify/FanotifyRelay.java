@@ -1,0 +1,858 @@
+package io.lazypull.shim.fanotify;
+
+import io.lazypull.shim.Shim;
+import io.lazypull.shim.ShimFiles;
+import io.lazypull.shim.ondemand.CacheObject;
+import io.lazypull.shim.ondemand.CacheStore;
+import io.lazypull.shim.ondemand.OndemandCache;
+import io.lazypull.sys.Errno;
+import io.lazypull.sys.ErrnoException;
+import io.lazypull.sys.Fanotify;
+import io.lazypull.sys.Mounts;
+import io.lazypull.sys.Posix;
+import java.io.Closeable;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.stream.Stream;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/*
+ * The fanotify front end: the fuse-shim's cachefiles emulation (Shim: OndemandCache,
+ * CacheStore, DeviceServer, unchanged) with pre-content events as the source of READ requests
+ * instead of FUSE reads. The daemon connects to the device socket exactly as to the FUSE shim.
+ *
+ *   lazypull mount --frontend fanotify               kernel EROFS, file-backed on the cache files
+ *     | control socket: OPEN meta WHOLE, OPEN blob     | reads of holes of a data blob
+ *     v                                                v
+ *   control threads --- ShimFiles.open/fetch     event loop: read events -> journal
+ *                                |                  cached range -> FAN_ALLOW at once
+ *                                v                  else a fetch thread: ShimFiles.fetch (READs,
+ *                         OndemandCache <--- device socket --- daemon  wait) -> ALLOW | DENY(EIO)
+ *
+ * Data blobs are marked FAN_PRE_ACCESS (inode marks, through the relay's own fd) before the
+ * mount opens them: the kernel decides at open(2) whether a file may raise pre-content events
+ * at all (FMODE_NONOTIFY_HSM), so a file EROFS opened before the mark never raises any and its
+ * holes read as zeros. For the same reason the cache files' fds the daemon writes through
+ * (opened by CacheStore when the OPEN was delivered, before the mark) raise no events: the
+ * daemon's pwrites never wait for the relay. A blob found complete is unmarked: no more events.
+ *
+ * The relay must not go away while images are mounted: a group that is released lets every
+ * pending and later access through, and holes read as zeros. ShimCommand refuses to stop while
+ * EROFS mounts of this cache dir exist; a holder may keep a copy of the group fd, so that a
+ * killed relay leaves readers waiting (not reading zeros) until a successor adopts the group
+ * and answers, from the InflightJournal, the events its predecessor had read.
+ */
+
+/** The fanotify relay: pre-content events on the shim's cache files, served by the same daemon. */
+public final class FanotifyRelay implements Closeable {
+  private static final Logger log = LoggerFactory.getLogger(FanotifyRelay.class);
+  private static final int GROUP_FLAGS = Fanotify.FAN_CLOEXEC | Fanotify.FAN_NONBLOCK | Fanotify.FAN_CLASS_PRE_CONTENT
+      | Fanotify.FAN_UNLIMITED_QUEUE | Fanotify.FAN_UNLIMITED_MARKS;
+  private static final int EVENT_FLAGS = Posix.O_RDONLY | Posix.O_CLOEXEC | 0100000 /* O_LARGEFILE */;
+  private static final long LOG_EVERY_MILLIS = 30_000;
+  private static final int READ_BUFFER = 64 * 1024;
+
+  /** A cache file the relay opened for a mount (and may have marked). */
+  static final class Blob {
+    final String domain;
+    final String name;
+    final String volumeKey;
+    final String cookieKey;
+    final Posix.FileId id;
+    final int fd;
+    final Path path;
+    volatile CacheObject object;
+    /** Guarded by this: marked FAN_PRE_ACCESS in the group. */
+    boolean marked;
+
+    Blob(String domain, String name, CacheObject o, Posix.FileId id) {
+      this.domain = domain;
+      this.name = name;
+      this.volumeKey = o.volumeKey();
+      this.cookieKey = o.cookieKey();
+      this.id = id;
+      this.fd = o.file().fd();
+      this.path = o.file().path();
+      this.object = o;
+    }
+
+    @Override
+    public String toString() {
+      return domain + "/" + name;
+    }
+  }
+
+  /** One control connection: the handles of the objects one mount uses. */
+  private static final class Session {
+    final List<ShimFiles.Handle> handles = new ArrayList<>();
+    Path metaPath;
+    boolean mounted;
+  }
+
+  /** An image mounted through the relay: its objects are released once it is unmounted. */
+  private record MountedImage(String target, String source, List<ShimFiles.Handle> handles, boolean[] seen) {}
+
+  private final Shim shim;
+  private final ShimFiles files;
+  private final OndemandCache cache;
+  private final int group;
+  private final boolean adopted;
+  private final InflightJournal journal;
+  private final int stopFd;
+  private final int mountinfoFd;
+  private final Thread loop;
+  private final ExecutorService fetchers;
+  private final ScheduledExecutorService ticker;
+  private final ControlServer control;
+  private final Map<Posix.FileId, Blob> blobsById = new ConcurrentHashMap<>();
+  private final Map<List<String>, Blob> blobsByKey = new ConcurrentHashMap<>();
+  private final List<MountedImage> mounts = new ArrayList<>();
+  private final AtomicInteger inFlight = new AtomicInteger();
+  private final AtomicBoolean closed = new AtomicBoolean();
+  private final RelayStats stats = new RelayStats();
+  private volatile boolean stopping;
+
+  private FanotifyRelay(Shim shim, int group, boolean adopted, InflightJournal journal, int stopFd,
+      int mountinfoFd) throws IOException {
+    this.shim = shim;
+    this.files = shim.files();
+    this.cache = shim.cache();
+    this.group = group;
+    this.adopted = adopted;
+    this.journal = journal;
+    this.stopFd = stopFd;
+    this.mountinfoFd = mountinfoFd;
+    AtomicInteger n = new AtomicInteger();
+    this.fetchers = Executors.newCachedThreadPool(r -> {
+      Thread t = new Thread(r, "fanotify-fetch-" + n.incrementAndGet());
+      t.setDaemon(true);
+      return t;
+    });
+    this.loop = new Thread(this::run, "fanotify-events");
+    this.loop.setDaemon(true);
+    this.ticker = Executors.newSingleThreadScheduledExecutor(r -> {
+      Thread t = new Thread(r, "relay-stats");
+      t.setDaemon(true);
+      return t;
+    });
+    this.control = ControlServer.start(RelayClient.socketPath(shim.cacheDir()), new ControlHandler());
+  }
+
+  /**
+   * Starts a relay: the shim core on {@code cacheDir} and {@code socket} (the device socket the
+   * daemon connects to), the control socket {@code <cacheDir>/.relay.sock}, and the fanotify
+   * group: {@code heldGroup} if it is an fd (a group a holder kept when the previous relay died:
+   * its marks are in place, and the events its predecessor read are answered first, from the
+   * journal), else a new one.
+   */
+  public static FanotifyRelay start(Path cacheDir, Path socket, int heldGroup) throws IOException {
+    Shim shim = Shim.start(cacheDir, socket);
+    int group = -1;
+    int stopFd = -1;
+    int mountinfo = -1;
+    InflightJournal journal = null;
+    try {
+      group = heldGroup >= 0 ? heldGroup : Fanotify.init(GROUP_FLAGS, EVENT_FLAGS);
+      if (heldGroup >= 0) {
+        Posix.setNonBlocking(group, true);
+      }
+      journal = InflightJournal.open(shim.cacheDir());
+      if (heldGroup < 0) {
+        journal.reset();
+      }
+      stopFd = Posix.eventfd(0, Posix.EFD_NONBLOCK);
+      mountinfo = Posix.open("/proc/self/mountinfo", Posix.O_RDONLY, 0);
+      FanotifyRelay r = new FanotifyRelay(shim, group, heldGroup >= 0, journal, stopFd, mountinfo);
+      r.startThreads();
+      return r;
+    } catch (IOException | RuntimeException e) {
+      Posix.closeQuietly(mountinfo);
+      Posix.closeQuietly(stopFd);
+      if (journal != null) {
+        journal.close();
+      }
+      if (heldGroup < 0) {
+        Posix.closeQuietly(group);
+      }
+      shim.close();
+      throw e;
+    }
+  }
+
+  private void startThreads() {
+    long[] last = {-1};
+    ticker.scheduleAtFixedRate(() -> {
+      long events = stats.events();
+      if (events != last[0]) {
+        last[0] = events;
+        log.info("stats: {}", stats);
+      }
+    }, 60, 60, TimeUnit.SECONDS);
+    loop.start();
+    log.info("fanotify relay on {}: group fd {}{}, device socket {}", shim.cacheDir(), group,
+        adopted ? " (adopted from a holder)" : "", shim.socket());
+  }
+
+  public Shim shim() {
+    return shim;
+  }
+
+  /** The group fd (to give a copy to a holder). */
+  public int groupFd() {
+    return group;
+  }
+
+  public RelayStats stats() {
+    return stats;
+  }
+
+  /**
+   * The EROFS mounts (mount points) whose primary device is one of this relay's cache files:
+   * while any exists, the relay must keep serving (a released group lets their reads of holes
+   * through as zeros).
+   */
+  public List<String> activeMounts() {
+    String prefix = shim.cacheDir().toString() + "/";
+    List<String> out = new ArrayList<>();
+    try {
+      for (Mounts.MountInfo mi : Mounts.mountInfos()) {
+        if (mi.fsType().equals("erofs") && mi.source().startsWith(prefix)) {
+          out.add(mi.mountPoint());
+        }
+      }
+    } catch (IOException e) {
+      log.warn("reading mountinfo: {}", e.getMessage());
+    }
+    return out;
+  }
+
+  // ---------------------------------------------------------------- control requests
+
+  private final class ControlHandler implements ControlServer.Handler {
+    @Override
+    public Object sessionStarted() {
+      return new Session();
+    }
+
+    @Override
+    public RelayWire.Reply open(Object s, RelayWire.Open req) {
+      Session session = (Session) s;
+      if (stopping) {
+        return RelayWire.Reply.error(req.tag(), -Errno.EIO);
+      }
+      ShimFiles.Handle h;
+      try {
+        h = files.open(req.domain(), req.blob());
+      } catch (ErrnoException e) {
+        log.info("control OPEN {}/{}: {}", req.domain(), req.blob(), Errno.describe(e.errno()));
+        return RelayWire.Reply.error(req.tag(), -e.errno());
+      }
+      synchronized (session) {
+        session.handles.add(h);
+      }
+      CacheObject o = h.object();
+      try {
+        Blob b = register(req.domain(), req.blob(), o);
+        if (req.whole()) {
+          int r = files.fetch(o, 0, o.size());
+          if (r < 0) {
+            return RelayWire.Reply.error(req.tag(), r);
+          }
+          if (!ShimFiles.isCached(o, 0, o.size())) {
+            return RelayWire.Reply.error(req.tag(), -Errno.EIO);
+          }
+          synchronized (session) {
+            session.metaPath = b.path;
+          }
+          log.info("control OPEN {} whole: {} bytes in {}", b, o.size(), b.path);
+          return new RelayWire.Reply(req.tag(), 0, o.size(), true, b.path.toString());
+        }
+        boolean complete = markUnlessComplete(b);
+        return new RelayWire.Reply(req.tag(), 0, o.size(), complete, b.path.toString());
+      } catch (ErrnoException e) {
+        log.warn("control OPEN {}/{}: {}", req.domain(), req.blob(), e.getMessage());
+        return RelayWire.Reply.error(req.tag(), -e.errno());
+      }
+    }
+
+    @Override
+    public RelayWire.Reply mounted(Object s, RelayWire.Mounted req) {
+      Session session = (Session) s;
+      MountedImage m;
+      synchronized (session) {
+        if (session.metaPath == null || session.mounted) {
+          return RelayWire.Reply.error(req.tag(), -Errno.EINVAL);
+        }
+        session.mounted = true;
+        m = new MountedImage(req.target(), session.metaPath.toString(), new ArrayList<>(session.handles), new boolean[1]);
+        session.handles.clear();
+      }
+      synchronized (mounts) {
+        mounts.add(m);
+      }
+      log.info("image {} mounted on {}: {} blobs in use until it is unmounted", m.source(), m.target(), m.handles().size());
+      checkMounts();
+      return RelayWire.Reply.error(req.tag(), 0);
+    }
+
+    @Override
+    public void sessionEnded(Object s) {
+      Session session = (Session) s;
+      List<ShimFiles.Handle> left;
+      synchronized (session) {
+        left = new ArrayList<>(session.handles);
+        session.handles.clear();
+      }
+      for (ShimFiles.Handle h : left) {
+        files.release(h);
+      }
+    }
+  }
+
+  /** The blob of {@code o}, registered by its file's identity; its object updated. */
+  private Blob register(String domain, String name, CacheObject o) throws ErrnoException {
+    List<String> key = List.of(o.volumeKey(), o.cookieKey());
+    Blob b = blobsByKey.get(key);
+    if (b == null) {
+      synchronized (blobsByKey) {
+        b = blobsByKey.get(key);
+        if (b == null) {
+          b = new Blob(domain, name, o, Posix.fileId(o.file().fd()));
+          blobsById.put(b.id, b);
+          blobsByKey.put(key, b);
+        }
+      }
+    }
+    b.object = o;
+    return b;
+  }
+
+  /**
+   * Marks {@code b} FAN_PRE_ACCESS unless it is complete already (then it never needs events).
+   * Returns true if complete. The mark is in place when this returns, before the mount opens
+   * the file.
+   */
+  private boolean markUnlessComplete(Blob b) throws ErrnoException {
+    synchronized (b) {
+      if (b.marked) {
+        return false;
+      }
+      CacheObject o = b.object;
+      if (ShimFiles.isCached(o, 0, o.size())) {
+        return true;
+      }
+      Fanotify.markFd(group, Fanotify.FAN_MARK_ADD, Fanotify.FAN_PRE_ACCESS, b.fd);
+      b.marked = true;
+      stats.marks.increment();
+      log.info("marked {} ({}, {} bytes) for pre-content events", b, b.path, o.size());
+      return false;
+    }
+  }
+
+  /** Removes the mark of a blob that has become complete: its reads raise no events any more. */
+  private void unmarkIfComplete(Blob b, CacheObject o) {
+    synchronized (b) {
+      if (!b.marked) {
+        return;
+      }
+      try {
+        if (!ShimFiles.isCached(o, 0, o.size())) {
+          return;
+        }
+        Fanotify.markFd(group, Fanotify.FAN_MARK_REMOVE, Fanotify.FAN_PRE_ACCESS, b.fd);
+        b.marked = false;
+        stats.unmarks.increment();
+        log.info("{} is complete: mark removed, its reads raise no more events", b);
+      } catch (ErrnoException e) {
+        log.warn("unmarking {}: {}", b, e.getMessage());
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- mounts
+
+  /** Releases the objects of images that are no longer mounted (their last user queues CLOSE). */
+  private void checkMounts() {
+    List<MountedImage> gone = new ArrayList<>();
+    synchronized (mounts) {
+      if (mounts.isEmpty()) {
+        return;
+      }
+      List<Mounts.MountInfo> infos;
+      try {
+        infos = Mounts.mountInfos();
+      } catch (IOException e) {
+        log.warn("reading mountinfo: {}", e.getMessage());
+        return;
+      }
+      for (MountedImage m : mounts) {
+        boolean present = infos.stream().anyMatch(mi -> mi.mountPoint().equals(m.target())
+            && mi.fsType().equals("erofs") && mi.source().equals(m.source()));
+        if (present) {
+          m.seen()[0] = true;
+        } else if (m.seen()[0]) {
+          gone.add(m);
+        } else {
+          log.warn("{} is not an EROFS mount of {} in the relay's mount namespace: its blobs stay open",
+              m.target(), m.source());
+          m.seen()[0] = false;
+        }
+      }
+      mounts.removeAll(gone);
+    }
+    for (MountedImage m : gone) {
+      log.info("{} unmounted: releasing its {} blobs", m.target(), m.handles().size());
+      for (ShimFiles.Handle h : m.handles()) {
+        files.release(h);
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- events
+
+  private void run() {
+    if (adopted) {
+      answerPredecessorsEvents();
+    }
+    ByteBuffer buf = ByteBuffer.allocateDirect(READ_BUFFER).order(ByteOrder.nativeOrder());
+    int[] fds = {group, stopFd, mountinfoFd};
+    short[] events = {Posix.POLLIN, Posix.POLLIN, (short) (Posix.POLLERR | 0x2 /* POLLPRI */)};
+    while (!stopping) {
+      try {
+        short[] rev = Posix.poll(fds, events, 10_000);
+        if (stopping) {
+          return;
+        }
+        if (rev[2] != 0 || (rev[0] == 0 && rev[1] == 0)) {
+          checkMounts();
+        }
+        if (rev[0] != 0) {
+          readEvents(buf);
+        }
+      } catch (Throwable t) {
+        // Never stop answering: a relay that stopped reading events hangs its readers, and one
+        // that exited would let them read zeros.
+        log.error("event loop: unexpected error (continuing)", t);
+        try {
+          Thread.sleep(100);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          return;
+        }
+      }
+    }
+  }
+
+  private void readEvents(ByteBuffer buf) {
+    for (int batch = 0; batch < 64 && !stopping; batch++) {
+      buf.clear();
+      int n;
+      try {
+        n = Posix.read(group, buf);
+      } catch (ErrnoException e) {
+        if (e.errno() != Errno.EAGAIN) {
+          log.error("reading fanotify events: {}", e.getMessage());
+        }
+        return;
+      }
+      if (n <= 0) {
+        return;
+      }
+      List<Fanotify.Event> events;
+      try {
+        events = Fanotify.parse(buf.flip());
+      } catch (Fanotify.MalformedEventException e) {
+        // Nothing can be answered without the fds: their readers wait until killed.
+        log.error("cannot parse {} bytes of fanotify events: {}", n, e.getMessage());
+        return;
+      }
+      List<Posix.FileId> ids = new ArrayList<>(events.size());
+      for (Fanotify.Event e : events) {
+        stats.events.increment();
+        ids.add(prepare(e)); // every event of this read is journaled before any is answered
+      }
+      for (int i = 0; i < events.size(); i++) {
+        handle(events.get(i), ids.get(i));
+      }
+    }
+  }
+
+  /** Records the event in the journal before anything else; returns its file's identity. */
+  private Posix.FileId prepare(Fanotify.Event e) {
+    if (e.fd() < 0) {
+      return null;
+    }
+    try {
+      Posix.FileId id = Posix.fileId(e.fd());
+      journal.record(e.fd(), id, e.hasRange() ? e.offset() : -1, e.count(), e.pid());
+      return id;
+    } catch (ErrnoException x) {
+      log.warn("{}: {}", e, x.getMessage());
+      return null;
+    }
+  }
+
+  private void handle(Fanotify.Event e, Posix.FileId id) {
+    if (e.fd() < 0) {
+      log.error("fanotify {}: the queue overflowed (the kernel let those accesses through)", e);
+      return;
+    }
+    if ((e.mask() & Fanotify.FAN_PRE_ACCESS) == 0) {
+      answer(e.fd(), Fanotify.FAN_ALLOW, "not a pre-content event: " + e);
+      return;
+    }
+    long offset = e.hasRange() ? e.offset() : 0;
+    long count = e.hasRange() ? e.count() : Long.MAX_VALUE / 2;
+    Blob b = id == null ? null : blobsById.get(id);
+    if (b == null && id != null && adopted) {
+      // A file the predecessor marked: resolving it may wait for the daemon, off this thread.
+      dispatch(() -> {
+        awaitDevice();
+        Blob adoptedBlob = adoptBlob(id);
+        if (adoptedBlob == null) {
+          allowUnknown(e);
+        } else {
+          fetchAndAnswer(e.fd(), adoptedBlob, offset, count);
+        }
+      });
+      return;
+    }
+    if (b == null) {
+      allowUnknown(e);
+      return;
+    }
+    CacheObject o = b.object;
+    if (o != null && !o.isDead()) {
+      try {
+        if (ShimFiles.isCached(o, offset, count)) {
+          stats.cached.increment();
+          answer(e.fd(), Fanotify.FAN_ALLOW, null);
+          return;
+        }
+      } catch (ErrnoException x) {
+        log.warn("{} of {}: {}", e, b, x.getMessage());
+      }
+    }
+    Blob blob = b;
+    dispatch(() -> fetchAndAnswer(e.fd(), blob, offset, count));
+  }
+
+  private void dispatch(Runnable task) {
+    inFlight.incrementAndGet();
+    fetchers.execute(() -> {
+      try {
+        task.run();
+      } finally {
+        inFlight.decrementAndGet();
+      }
+    });
+  }
+
+  /** An event on a file that is not one of this relay's cache files: none of its business. */
+  private void allowUnknown(Fanotify.Event e) {
+    stats.unknown.increment();
+    log.warn("{} on a file that is not one of this relay's cache files: allowed", e);
+    answer(e.fd(), Fanotify.FAN_ALLOW, null);
+  }
+
+  private void awaitDevice() {
+    while (!cache.isBound() && !stopping) {
+      try {
+        Thread.sleep(100);
+      } catch (InterruptedException x) {
+        Thread.currentThread().interrupt();
+        return;
+      }
+    }
+  }
+
+  /** The slow path: READ requests for the holes, wait for the daemon, then answer. */
+  private void fetchAndAnswer(int eventFd, Blob b, long offset, long count) {
+    CacheObject o = objectFor(b);
+    int r = o == null ? -Errno.EIO : files.fetch(o, offset, count);
+    if (r >= 0) {
+      stats.fetched.increment();
+      answer(eventFd, Fanotify.FAN_ALLOW, null);
+      unmarkIfComplete(b, o);
+    } else {
+      stats.denied.increment();
+      log.warn("{} [{}, {}): {}: the reader gets EIO", b, offset, offset + Math.min(count, o == null ? count : o.size()),
+          Errno.describe(-r));
+      answer(eventFd, Fanotify.denyErrno(Errno.EIO), null);
+    }
+  }
+
+  /**
+   * The blob's object in the current device generation: when the device died and a new daemon
+   * bound one, the blob is looked up again (OPEN) rather than failing for good, as the kernel
+   * would until a remount; EIO (null) while no device is bound.
+   */
+  private CacheObject objectFor(Blob b) {
+    CacheObject o = b.object;
+    if (o != null && !o.isDead()) {
+      return o;
+    }
+    try {
+      o = cache.lookup(b.volumeKey, b.cookieKey, LOG_EVERY_MILLIS);
+      b.object = o;
+      return o;
+    } catch (ErrnoException e) {
+      log.debug("{}: lookup in the current device generation: {}", b, e.getMessage());
+      return null;
+    }
+  }
+
+  private void answer(int eventFd, int response, String why) {
+    if (why != null) {
+      log.debug("event fd {}: {}", eventFd, why);
+    }
+    try {
+      journal.clear(eventFd);
+    } catch (ErrnoException e) {
+      log.warn("journal: {}", e.getMessage());
+    }
+    try {
+      Fanotify.respond(group, eventFd, response);
+    } catch (ErrnoException e) {
+      // ENOENT: the reader was killed meanwhile and its event is gone.
+      log.debug("response to event fd {}: {}", eventFd, e.getMessage());
+    } finally {
+      Posix.closeQuietly(eventFd);
+    }
+  }
+
+  /**
+   * A file the predecessor marked: found by its identity among the cache files (never by the
+   * event's path), and looked up in the current device generation.
+   */
+  private Blob adoptBlob(Posix.FileId id) {
+    synchronized (blobsByKey) {
+      Blob b = blobsById.get(id);
+      if (b != null) {
+        return b;
+      }
+      Path root = shim.cacheDir();
+      try (Stream<Path> walk = Files.walk(root, 2)) {
+        for (Path p : (Iterable<Path>) walk.filter(Files::isRegularFile)::iterator) {
+          if (p.getParent().equals(root)) {
+            continue;
+          }
+          long ino = (Long) Files.getAttribute(p, "unix:ino");
+          if (ino != id.ino()) {
+            continue;
+          }
+          String volume = CacheStore.unescape(p.getParent().getFileName().toString());
+          String cookie = CacheStore.unescape(p.getFileName().toString());
+          String domain = volume == null ? null : io.lazypull.protocol.CacheFiles.erofsDomain(volume);
+          if (domain == null || cookie == null) {
+            continue;
+          }
+          CacheObject o = cache.lookup(volume, cookie, LOG_EVERY_MILLIS);
+          if (!Posix.fileId(o.file().fd()).equals(id)) {
+            continue;
+          }
+          b = new Blob(ShimFiles.fuseName(domain), ShimFiles.fuseName(cookie), o, id);
+          blobsById.put(id, b);
+          blobsByKey.put(List.of(volume, cookie), b);
+          synchronized (b) {
+            b.marked = true; // the predecessor's mark lives in the group
+          }
+          log.info("{}: a cache file the previous relay marked", b);
+          return b;
+        }
+      } catch (IOException e) {
+        log.warn("looking for the cache file {}: {}", id, e.getMessage());
+      }
+      return null;
+    }
+  }
+
+  /**
+   * An adopted group: answer first every event the dead predecessor had read (its journal), so
+   * that no fd number of ours can be confused with one of its (the kernel answers the first
+   * pending event with that number). Waits for a daemon to bind.
+   */
+  private void answerPredecessorsEvents() {
+    List<InflightJournal.Entry> left;
+    try {
+      left = journal.pending();
+    } catch (ErrnoException e) {
+      log.error("journal {}: {}: the previous relay's pending events cannot be answered", journal.path(), e.getMessage());
+      return;
+    }
+    if (left.isEmpty()) {
+      return;
+    }
+    log.info("the previous relay left {} events unanswered: serving them before any new event", left.size());
+    awaitDevice();
+    List<java.util.concurrent.Future<?>> done = new ArrayList<>();
+    for (InflightJournal.Entry x : left) {
+      done.add(fetchers.submit(() -> {
+        Blob b = adoptBlob(x.file());
+        if (b == null) {
+          log.warn("event fd {} of the previous relay: no cache file {}: allowing it", x.fd(), x.file());
+          answerNumber(x.fd(), Fanotify.FAN_ALLOW);
+          return;
+        }
+        CacheObject o = objectFor(b);
+        long count = x.offset() < 0 ? Long.MAX_VALUE / 2 : x.count();
+        int r = o == null ? -Errno.EIO : files.fetch(o, Math.max(0, x.offset()), count);
+        stats.recovered.increment();
+        answerNumber(x.fd(), r >= 0 ? Fanotify.FAN_ALLOW : Fanotify.denyErrno(Errno.EIO));
+        log.info("answered the previous relay's event fd {} ({} [{}, +{})): {}", x.fd(), b, x.offset(), x.count(),
+            r >= 0 ? "allowed" : "EIO");
+      }));
+    }
+    for (java.util.concurrent.Future<?> f : done) {
+      try {
+        f.get();
+      } catch (Exception e) {
+        log.warn("answering a previous relay's event: {}", e.toString());
+      }
+    }
+  }
+
+  /** Answers an event by its fd number only (the fd itself belonged to the dead predecessor). */
+  private void answerNumber(int fdNumber, int response) {
+    try {
+      journal.clear(fdNumber);
+    } catch (ErrnoException e) {
+      log.warn("journal: {}", e.getMessage());
+    }
+    try {
+      Fanotify.respond(group, fdNumber, response);
+    } catch (ErrnoException e) {
+      log.info("previous relay's event fd {}: {} (answered before it died, or its reader was killed)",
+          fdNumber, Errno.describe(e.errno()));
+    }
+  }
+
+  // ---------------------------------------------------------------- stopping
+
+  /**
+   * Stops reading events and waits up to {@code millis} for the events being fetched to be
+   * answered. Returns how many are still unanswered (they stay in the journal).
+   */
+  public int quiesce(long millis) {
+    stopping = true;
+    signalStop();
+    join(loop, 5000);
+    long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
+    while (inFlight.get() > 0 && System.nanoTime() < deadline) {
+      try {
+        Thread.sleep(10);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        break;
+      }
+    }
+    return inFlight.get();
+  }
+
+  /**
+   * Stops. Events still queued or being fetched are denied with EIO (never allowed, which would
+   * read holes as zeros), the group fd is closed (if a holder keeps a copy, the group, its marks
+   * and its queue live on for a successor), then the shim core stops.
+   */
+  @Override
+  public void close() {
+    close(true);
+  }
+
+  /**
+   * Stops, leaving events to a successor: nothing is denied, pending events stay journaled for
+   * the next relay that adopts the group from the holder.
+   */
+  public void handOver() {
+    close(false);
+  }
+
+  private void close(boolean deny) {
+    if (!closed.compareAndSet(false, true)) {
+      return;
+    }
+    stopping = true;
+    signalStop();
+    join(loop, 5000);
+    control.close();
+    if (deny) {
+      denyQueued();
+      shim.failWaiters(); // fetch threads wake with EIO and deny their events
+      fetchers.shutdown();
+      try {
+        fetchers.awaitTermination(10, TimeUnit.SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    } else {
+      fetchers.shutdownNow();
+    }
+    ticker.shutdownNow();
+    Posix.closeQuietly(group);
+    journal.close();
+    Posix.closeQuietly(stopFd);
+    Posix.closeQuietly(mountinfoFd);
+    shim.close();
+    log.info("relay stopped; stats: {}", stats);
+  }
+
+  private void denyQueued() {
+    ByteBuffer buf = ByteBuffer.allocateDirect(READ_BUFFER).order(ByteOrder.nativeOrder());
+    while (true) {
+      buf.clear();
+      int n;
+      try {
+        n = Posix.read(group, buf);
+      } catch (ErrnoException e) {
+        return; // EAGAIN: nothing queued
+      }
+      if (n <= 0) {
+        return;
+      }
+      try {
+        for (Fanotify.Event e : Fanotify.parse(buf.flip())) {
+          if (e.fd() >= 0) {
+            stats.denied.increment();
+            answer(e.fd(), Fanotify.denyErrno(Errno.EIO), "relay stopping");
+          }
+        }
+      } catch (Fanotify.MalformedEventException e) {
+        log.error("stopping: {}", e.getMessage());
+        return;
+      }
+    }
+  }
+
+  private void signalStop() {
+    try {
+      Posix.write(stopFd, ByteBuffer.allocateDirect(8).order(ByteOrder.nativeOrder()).putLong(0, 1));
+    } catch (ErrnoException e) {
+      // already signalled
+    }
+  }
+
+  private static void join(Thread t, long millis) {
+    if (t == Thread.currentThread()) {
+      return;
+    }
+    try {
+      t.join(millis);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+}
