@@ -22,7 +22,12 @@ import org.slf4j.LoggerFactory;
  *   DIR/shim/    the shim's FUSE mountpoint      DIR/run/     holder.sock, shim.sock, ready files
  *   DIR/blobs/   the shim's cache (kept)         DIR/state/   the daemon's state (kept)
  *   DIR/logs/    one log file per process (when asked)
+ *   DIR/fscache/ the kernel's cachefiles cache (--frontend kernel)
  * </pre>
+ *
+ * The front end ({@link #frontend(Frontends)}) is the FUSE shim by default; with the fanotify
+ * relay the "shim" process is 'lazypull shim --frontend fanotify' on DIR/blobs (no FUSE mount);
+ * with the kernel's /dev/cachefiles there is no shim process and the daemon binds the device.
  *
  * Used by {@code up}, {@code demo} and the end-to-end tests, so that all three run exactly
  * what a user runs.
@@ -43,6 +48,7 @@ final class Stack implements AutoCloseable {
   /** Extra daemon arguments (--fetch-size, --domain ...). */
   final List<String> daemonArgs = new ArrayList<>();
   private final List<Path> mounts = new ArrayList<>();
+  private Frontends frontend = Frontends.FUSE;
   private Path logs;
   private boolean quiet;
   Child holder;
@@ -59,6 +65,16 @@ final class Stack implements AutoCloseable {
     this.holderSock = run.resolve("holder.sock");
     this.shimSock = run.resolve("shim.sock");
     this.backend = backend;
+  }
+
+  /** Serve through {@code f} instead of the FUSE shim. */
+  Stack frontend(Frontends f) {
+    this.frontend = f;
+    return this;
+  }
+
+  Frontends frontend() {
+    return frontend;
   }
 
   /** Also write each process's output to DIR/logs/NAME.log. */
@@ -91,7 +107,17 @@ final class Stack implements AutoCloseable {
     return this;
   }
 
+  /** Starts the front end's process: the FUSE shim, or the fanotify relay; none for the kernel's. */
   Stack startShim() throws Exception {
+    if (frontend == Frontends.KERNEL) {
+      return this;
+    }
+    if (frontend == Frontends.FANOTIFY) {
+      shim = logged(Child.lazypull("relay", "256m", List.of("shim", "--frontend", "fanotify",
+          "--cache-dir", cacheDir.toString(), "--socket", shimSock.toString()))).start();
+      await("the fanotify relay", this::relayListens, shim);
+      return this;
+    }
     shim = logged(Child.lazypull("shim", "256m", List.of("shim", "--mountpoint", shimDir.toString(),
         "--cache-dir", cacheDir.toString(), "--socket", shimSock.toString()))).start();
     await("the shim", () -> isFuseMounted(shimDir) && Files.exists(shimSock), shim);
@@ -112,11 +138,14 @@ final class Stack implements AutoCloseable {
   Child launchDaemon() throws IOException {
     daemonStarts++;
     Files.deleteIfExists(readyFile()); // left by an earlier run in the same directory
-    List<String> args = new ArrayList<>(List.of("daemon", "--device", "shim:" + shimSock,
-        "--backend", backend, "--state-dir", state.toString(), "--stats-interval", "0",
+    List<String> args = new ArrayList<>(List.of("daemon", "--device",
+        frontend == Frontends.KERNEL ? "kernel" : "shim:" + shimSock, "--backend", backend, "--state-dir", state.toString(), "--stats-interval", "0",
         "--ready-file", readyFile().toString()));
     if (holder != null && holder.isAlive()) {
       args.addAll(List.of("--holder", holderSock.toString()));
+    }
+    if (frontend == Frontends.KERNEL) {
+      args.addAll(List.of("--cache-dir", dir.resolve("fscache").toString()));
     }
     args.addAll(daemonArgs);
     daemon = logged(Child.lazypull("daemon", "384m", args)).env(env).start();
@@ -134,7 +163,20 @@ final class Stack implements AutoCloseable {
 
   /** Mounts image {@code fsid} (domain: {@code domain}, or the fsid if null) on {@code target}. */
   void mount(String fsid, String domain, Path target) throws Exception {
-    List<String> args = new ArrayList<>(List.of("--shim", shimDir.toString(), "--fsid", fsid));
+    List<String> args = new ArrayList<>(List.of("--fsid", fsid));
+    switch (frontend) {
+      case FUSE:
+        args.addAll(List.of("--frontend", "fuse", "--shim", shimDir.toString()));
+        break;
+      case FANOTIFY:
+        args.addAll(List.of("--frontend", "fanotify", "--cache-dir", cacheDir.toString()));
+        break;
+      case KERNEL:
+        args.addAll(List.of("--frontend", "kernel"));
+        break;
+      default:
+        throw new AssertionError(frontend);
+    }
     if (domain != null) {
       args.addAll(List.of("--domain", domain));
     }
@@ -177,6 +219,15 @@ final class Stack implements AutoCloseable {
       }
     }
     return total;
+  }
+
+  /** True once a relay answers on the control socket of DIR/blobs (a stale socket file is not enough). */
+  private boolean relayListens() {
+    try (io.lazypull.shim.fanotify.RelayClient c = io.lazypull.shim.fanotify.RelayClient.connect(cacheDir)) {
+      return Files.exists(shimSock);
+    } catch (IOException e) {
+      return false;
+    }
   }
 
   static boolean isFuseMounted(Path dir) {

@@ -20,8 +20,14 @@ import picocli.CommandLine.Parameters;
       "takes the device back from the holder: reads in flight complete. Ctrl-C (SIGINT) or",
       "SIGTERM unmounts TARGET and stops everything it started.",
       "",
+      "--frontend picks how the kernel's reads reach the daemon: fuse (the fuse-shim, the",
+      "default), fanotify (pre-content events on the cache files, Linux 6.14+; the shim",
+      "process is the fanotify relay and nothing is FUSE-mounted), kernel (/dev/cachefiles",
+      "in on-demand mode, no shim), or auto: kernel if /dev/cachefiles binds, else fanotify",
+      "if pre-content events work, else fuse, with one line saying which and why.",
+      "",
       "Layout under --cache-dir: shim/ (the shim's mountpoint), blobs/ (cached blob",
-      "ranges, kept across runs), state/ (the daemon's), run/ (sockets).",
+      "ranges, kept across runs), state/ (the daemon's), run/ (sockets), fscache/ (kernel).",
     })
 final class UpCommand implements Callable<Integer> {
   private static final Logger log = LoggerFactory.getLogger(UpCommand.class);
@@ -43,6 +49,10 @@ final class UpCommand implements Callable<Integer> {
       description = "Extra argument for the daemon (repeatable), e.g. --daemon-arg=--fetch-size=262144.")
   List<String> daemonArgs = new ArrayList<>();
 
+  @Option(names = "--frontend", paramLabel = "fuse|fanotify|kernel|auto", defaultValue = "fuse",
+      description = "How reads reach the daemon (default: ${DEFAULT-VALUE}).")
+  String frontend;
+
   @Parameters(index = "0", paramLabel = "TARGET", description = "Where to mount the image.")
   Path target;
 
@@ -53,7 +63,16 @@ final class UpCommand implements Callable<Integer> {
     if (!Files.isDirectory(target)) {
       throw new IllegalArgumentException("mount target " + target + " is not a directory");
     }
-    Stack stack = new Stack(cacheDir, backend);
+    Frontends chosen;
+    if (frontend.equals("auto")) {
+      Frontends.Choice c = Frontends.detect(cacheDir.toAbsolutePath().resolve("run"));
+      System.out.println(c.line());
+      log.info("{}", c.line());
+      chosen = c.frontend();
+    } else {
+      chosen = Frontends.parse(frontend);
+    }
+    Stack stack = new Stack(cacheDir, backend).frontend(chosen);
     stack.daemonArgs.addAll(daemonArgs);
     if (domain != null) {
       stack.daemonArgs.addAll(List.of("--domain", domain + "=" + backend));
@@ -70,10 +89,10 @@ final class UpCommand implements Callable<Integer> {
     log.info("up: {} mounted on {}; Ctrl-C to unmount and stop", fsid, target);
 
     // Supervise: a dead daemon is started again (it takes the device back from the holder);
-    // a dead holder or shim cannot be recovered from.
+    // a dead holder or shim (relay) cannot be recovered from.
     int restarts = 0;
     while (!stopping) {
-      if (!stack.holder.isAlive() || !stack.shim.isAlive()) {
+      if (!stack.holder.isAlive() || (stack.shim != null && !stack.shim.isAlive())) {
         Child dead = stack.holder.isAlive() ? stack.shim : stack.holder;
         log.error("the {} exited ({}): the mount cannot be served any more; stopping", dead.name(), dead.exitValue());
         return 1;

@@ -1,0 +1,172 @@
+package io.lazypull.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.lazypull.erofs.Layout;
+import io.lazypull.erofs.MkfsResult;
+import io.lazypull.sys.Fanotify;
+import io.lazypull.sys.Mounts;
+import io.lazypull.testing.Requirements;
+import io.lazypull.testing.TestTrees;
+import io.lazypull.testing.TreeDiff;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The fanotify front end end to end, as a user runs it: 'lazypull holder', 'lazypull shim
+ * --frontend fanotify' (the relay), 'lazypull daemon --device shim:SOCKET' (unchanged), each in
+ * its own JVM, and 'lazypull mount --frontend fanotify'; the kernel's EROFS reads the relay's
+ * cache files directly, and pre-content events bring in what is missing. Images of real data,
+ * compared file by file with their sources.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class FanotifyEndToEndTest {
+  private static final Path JDK = Path.of("/usr/lib/jvm/java-17-openjdk-amd64");
+
+  @TempDir static Path tmp;
+  Path blobs;
+  Cluster cluster;
+
+  @BeforeAll
+  void start() throws Exception {
+    Requirements.assumeRoot();
+    String why = Fanotify.probePreContent(tmp);
+    Requirements.skipUnless(why == null, "needs fanotify pre-content events (Linux 6.14+): " + why);
+    blobs = Files.createDirectories(tmp.resolve("backend"));
+    cluster = new Cluster(tmp.resolve("cluster"), "file://" + blobs);
+    cluster.stack.frontend(Frontends.FANOTIFY);
+    cluster.startHolder().startShim().startDaemon();
+  }
+
+  @AfterAll
+  void stop() {
+    if (cluster != null) {
+      cluster.close();
+    }
+  }
+
+  @Test
+  void realJdk_chunked_everyFileMatches_withReadersInParallel() throws Exception {
+    MkfsResult image = Cluster.buildImage(JDK, blobs, Layout.CHUNKED);
+    Path mnt = cluster.mount(image.fsid());
+    List<Process> readers = new ArrayList<>();
+    for (String order : List.of("sort -z", "sort -zr")) {
+      readers.add(new ProcessBuilder("bash", "-c", "find . -type f -print0 | " + order + " | xargs -0 sha256sum > /dev/null")
+          .directory(mnt.toFile()).redirectErrorStream(true).start());
+    }
+    TreeDiff.assertSame(JDK, mnt, TreeDiff.options());
+    for (Process p : readers) {
+      assertThat(p.waitFor(300, TimeUnit.SECONDS)).isTrue();
+      assertThat(p.exitValue()).as(new String(p.getInputStream().readAllBytes())).isZero();
+    }
+    assertThat(relayLog()).contains("for pre-content events").doesNotContain("not one of this relay's cache files");
+  }
+
+  @Test
+  void tarIndexLayout_theUnmodifiedGnuTarIsTheDataBlob() throws Exception {
+    Path src = TestTrees.generate(Files.createDirectories(tmp.resolve("tarsrc")), false);
+    Path tar = TestTrees.gnuTar(src, tmp.resolve("layer.tar"));
+    MkfsResult image = Cluster.buildImage(tar, blobs, Layout.TAR_INDEX);
+    assertThat(Files.mismatch(image.dataBlob().orElseThrow().path(), tar)).isEqualTo(-1);
+    Path mnt = cluster.mount(image.fsid());
+    // GNU tar does not archive sockets ("socket ignored").
+    TreeDiff.assertSame(src, mnt, TreeDiff.options().root(false).ignore(p -> p.equals("dev/sock")));
+  }
+
+  @Test
+  void generatedTree_everyTypeAndAttributeMatches() throws Exception {
+    Path src = TestTrees.generate(Files.createDirectories(tmp.resolve("gen")), false);
+    MkfsResult image = Cluster.buildImage(src, blobs, Layout.CHUNKED);
+    Path mnt = cluster.mount(image.fsid());
+    TreeDiff.assertSame(src, mnt, TreeDiff.options());
+  }
+
+  @Test
+  void sigtermToTheRelay_whileMounted_isRefused_andReadsGoOn() throws Exception {
+    Path src = Files.createDirectories(tmp.resolve("term"));
+    byte[] data = new byte[2_000_000];
+    new java.util.Random(3).nextBytes(data);
+    Files.write(src.resolve("data"), data);
+    MkfsResult image = Cluster.buildImage(src, blobs, Layout.CHUNKED);
+    Path mnt = cluster.mount(image.fsid());
+    io.lazypull.sys.Posix.kill((int) cluster.stack.shim.pid(), 15);
+    Thread.sleep(1500);
+    assertThat(cluster.stack.shim.isAlive()).as("the relay keeps serving its mounts").isTrue();
+    assertThat(relayLog()).contains("not stopping").contains(mnt.toString());
+    assertThat(Files.readAllBytes(mnt.resolve("data"))).isEqualTo(Files.readAllBytes(src.resolve("data")));
+  }
+
+  @Test
+  void fromS3Proxy_everyFileMatches() throws Exception {
+    Path lib = JDK.resolve("lib");
+    Path local = tmp.resolve("s3-local");
+    MkfsResult image = Cluster.buildImage(lib, local, Layout.CHUNKED);
+    try (S3ProxyLauncher s3 = S3ProxyLauncher.start(Files.createDirectories(tmp.resolve("s3")), "lazy", "fan-secret")) {
+      s3.createBucket("images");
+      String uri = s3.uri("images/blobs/");
+      Map<String, String> creds = Map.of("AWS_ACCESS_KEY_ID", s3.identity, "AWS_SECRET_ACCESS_KEY", s3.credential);
+      Child push = Child.lazypull("push", "256m", List.of("push", "--backend", uri,
+          local.resolve(image.fsid()).toString(), image.dataBlob().orElseThrow().path().toString())).env(creds).start();
+      assertThat(push.process().waitFor()).isZero();
+      try (Cluster s3cluster = new Cluster(tmp.resolve("s3cluster"), uri)) {
+        s3cluster.stack.env.putAll(creds);
+        s3cluster.stack.frontend(Frontends.FANOTIFY);
+        s3cluster.startHolder().startShim().startDaemon();
+        Path mnt = s3cluster.mount(image.fsid());
+        TreeDiff.assertSame(lib, mnt, TreeDiff.options().root(false));
+      }
+    }
+  }
+
+  /**
+   * 'lazypull up --frontend auto' on this host (no /dev/cachefiles, fanotify works): it says
+   * what it chose and why, serves the image, and SIGTERM unmounts it and stops everything.
+   */
+  @Test
+  void up_auto_choosesFanotify_saysWhy_andStopsCleanly() throws Exception {
+    Path src = TestTrees.generate(Files.createDirectories(tmp.resolve("upsrc")), false);
+    MkfsResult image = Cluster.buildImage(src, blobs, Layout.CHUNKED);
+    Path target = Files.createDirectories(tmp.resolve("up-target"));
+    Child up = Child.lazypull("up", "256m", List.of("up", "--frontend", "auto", "--backend", "file://" + blobs,
+        "--fsid", image.fsid(), "--cache-dir", tmp.resolve("up").toString(), target.toString()))
+        .logTo(tmp.resolve("up.log")).start();
+    try {
+      Stack.await("the mount", () -> {
+        try {
+          return Mounts.isMountPoint(target);
+        } catch (java.io.IOException e) {
+          return false;
+        }
+      }, up);
+      String log = Files.readString(tmp.resolve("up.log"));
+      assertThat(log).contains("front end: fanotify (no cachefiles on-demand: /dev/cachefiles missing");
+      assertThat(Mounts.mountInfo(target).source()).startsWith(tmp.resolve("up").toAbsolutePath() + "/blobs/");
+      TreeDiff.assertSame(src, target, TreeDiff.options());
+      io.lazypull.sys.Posix.kill((int) up.pid(), 15);
+      assertThat(up.process().waitFor(60, TimeUnit.SECONDS)).isTrue();
+      assertThat(Mounts.isMountPoint(target)).isFalse();
+      assertThat(Files.readString(tmp.resolve("up.log"))).contains("relay stopped");
+    } finally {
+      if (up.isAlive()) {
+        up.process().descendants().forEach(ProcessHandle::destroyForcibly);
+      }
+      up.kill();
+      if (Mounts.isMountPoint(target)) {
+        Mounts.umount(target, Mounts.MNT_DETACH);
+      }
+    }
+  }
+
+  private String relayLog() throws Exception {
+    return Files.readString(cluster.stack.logFile("relay"));
+  }
+}
