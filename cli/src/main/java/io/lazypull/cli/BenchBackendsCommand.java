@@ -1,6 +1,5 @@
 package io.lazypull.cli;
 
-import ch.qos.logback.classic.Level;
 import io.lazypull.backend.BackendOptions;
 import io.lazypull.backend.Backends;
 import io.lazypull.backend.BlobBackend;
@@ -107,7 +106,7 @@ final class BenchBackendsCommand implements Callable<Integer> {
       throw new CommandLine.ParameterException(spec.commandLine(),
           "--size-mib must be >= 2, --runs and --threads >= 1");
     }
-    quietServerLogs();
+    S3ProxyLauncher.quietServerLogs();
     boolean ownDir = workDir == null;
     Path work = ownDir ? Files.createTempDirectory("lazypull-bench-backends-")
         : Files.createDirectories(workDir);
@@ -317,17 +316,6 @@ final class BenchBackendsCommand implements Callable<Integer> {
         while (buf.hasRemaining()) {
           ch.write(buf);
         }
-      }
-    }
-  }
-
-  /** S3Proxy, Jetty and jclouds log at INFO; the table is what matters here. */
-  private static void quietServerLogs() {
-    for (String name : new String[] {"org.gaul", "org.jclouds", "jclouds", "org.eclipse.jetty",
-        "org.gaul.shaded"}) {
-      org.slf4j.Logger l = LoggerFactory.getLogger(name);
-      if (l instanceof ch.qos.logback.classic.Logger lb) {
-        lb.setLevel(Level.WARN);
       }
     }
   }

@@ -49,6 +49,16 @@ final class S3ProxyLauncher implements AutoCloseable {
     return new S3ProxyLauncher(context, proxy, identity, credential);
   }
 
+  /** S3Proxy, Jetty and jclouds log at INFO; benchmark tables and test logs need none of it. */
+  static void quietServerLogs() {
+    for (String name : new String[] {"org.gaul", "org.jclouds", "jclouds", "org.eclipse.jetty", "org.gaul.shaded"}) {
+      org.slf4j.Logger l = org.slf4j.LoggerFactory.getLogger(name);
+      if (l instanceof ch.qos.logback.classic.Logger lb) {
+        lb.setLevel(ch.qos.logback.classic.Level.WARN);
+      }
+    }
+  }
+
   void createBucket(String bucket) {
     context.getBlobStore().createContainerInLocation(null, bucket);
   }
