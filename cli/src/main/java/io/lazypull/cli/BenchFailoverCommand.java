@@ -1,13 +1,204 @@
 package io.lazypull.cli;
 
+import io.lazypull.erofs.Layout;
+import io.lazypull.erofs.Mkfs;
+import io.lazypull.erofs.MkfsResult;
+import java.io.OutputStream;
+import java.io.PrintStream;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
 import java.util.concurrent.Callable;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 
-/** Placeholder until this benchmark lands; it fails clearly instead of pretending. */
-@Command(name = "failover", mixinStandardHelpOptions = true, description = "Read stalls around daemon kills: cold restart and hot standby.")
+/**
+ * How long reads stall when the daemon dies: readers read random 128 KiB ranges of a large
+ * image (cold: every range is fetched), while the daemon is SIGKILLed again and again. After a
+ * kill a new daemon either starts cold (a supervisor runs the same command; the stall includes
+ * a JVM start) or a standby that was already started takes over. The two alternate, kill by
+ * kill, on the same mount.
+ */
+@Command(name = "failover", mixinStandardHelpOptions = true,
+    description = {
+      "Read stalls around daemon kills: cold restart against hot standby.",
+      "Readers read random ranges of a big image (cold) while the daemon is SIGKILLed every",
+      "--interval-ms; kills alternate between a cold restart and a take-over by a waiting",
+      "standby. Prints per-read latency (p50/p99/max) for reads in flight at or started",
+      "within 2 s after a kill, per kill stall (the longest such read), and a baseline.",
+    })
 final class BenchFailoverCommand implements Callable<Integer> {
+  @Option(names = "--size-mib", defaultValue = "1024", description = "Image size (default: ${DEFAULT-VALUE}).")
+  int sizeMib;
+
+  @Option(names = "--kills", defaultValue = "10", description = "Kills per mode (default: ${DEFAULT-VALUE}).")
+  int kills;
+
+  @Option(names = "--interval-ms", defaultValue = "3000", description = "Time between kills (default: ${DEFAULT-VALUE}).")
+  int intervalMs;
+
+  @Option(names = "--readers", defaultValue = "2", description = "Reader threads (default: ${DEFAULT-VALUE}).")
+  int readers;
+
+  @Option(names = "--work-dir", paramLabel = "DIR", defaultValue = "/var/tmp/lazypull-bench-failover",
+      description = "Scratch directory (wiped; default: ${DEFAULT-VALUE}).")
+  Path workDir;
+
+  private static final long WINDOW_NANOS = 2_000_000_000L;
+  /** The daemon's fetch size here: each read touches a window never read before, so it is cold. */
+  private static final int FETCH = 128 * 1024;
+  private static final int READ = 4096;
+  /** Each reader reads every 20 ms, so that the image lasts through the kills. */
+  private static final long PACE_NANOS = 20_000_000L;
+
+  /** One read: when it started and ended (System.nanoTime). */
+  private record Sample(long start, long end) {
+    double millis() {
+      return (end - start) / 1e6;
+    }
+  }
+
   @Override
-  public Integer call() {
-    throw new UnsupportedOperationException("'bench failover' is not implemented yet");
+  public Integer call() throws Exception {
+    PrintStream out = System.out;
+    Path work = workDir.toAbsolutePath();
+    BenchReadCommand.run("rm", "-rf", work.toString());
+    Path src = Files.createDirectories(work.resolve("src"));
+    Random rnd = new Random(7);
+    byte[] buf = new byte[1 << 20];
+    try (OutputStream o = Files.newOutputStream(src.resolve("data.bin"))) {
+      for (int i = 0; i < sizeMib; i++) {
+        rnd.nextBytes(buf);
+        o.write(buf);
+      }
+    }
+    Path backend = Files.createDirectories(work.resolve("backend"));
+    Path meta = work.resolve("meta.img");
+    MkfsResult image = Mkfs.builder().layout(Layout.CHUNKED).blobDir(backend).build().build(src, meta);
+    Files.copy(meta, backend.resolve(image.fsid()), StandardCopyOption.REPLACE_EXISTING);
+    BenchReadCommand.run("rm", "-rf", src.toString());
+
+    List<Long> coldKills = new ArrayList<>();
+    List<Long> hotKills = new ArrayList<>();
+    ConcurrentLinkedQueue<Sample> samples = new ConcurrentLinkedQueue<>();
+    try (Stack stack = new Stack(work.resolve("serve"), "file://" + backend).withQuietLogFiles()) {
+      // Small fetches: each random read needs the daemon, so a dead daemon shows at once.
+      stack.daemonArgs.addAll(List.of("--fetch-size", Integer.toString(FETCH)));
+      stack.startHolder().startShim().startDaemon();
+      Path mnt = Files.createDirectories(work.resolve("mnt"));
+      stack.mount(image.fsid(), null, mnt);
+      Path data = mnt.resolve("data.bin");
+      long size = Files.size(data);
+      List<Long> windows = new ArrayList<>();
+      for (long w = 0; w < size / FETCH; w++) {
+        windows.add(w);
+      }
+      java.util.Collections.shuffle(windows, new Random(11));
+      java.util.concurrent.atomic.AtomicInteger next = new java.util.concurrent.atomic.AtomicInteger();
+      stopReaders = false;
+      List<Thread> threads = new ArrayList<>();
+      for (int r = 0; r < readers; r++) {
+        Thread t = new Thread(() -> read(data, windows, next, samples), "reader-" + r);
+        t.start();
+        threads.add(t);
+      }
+      for (int k = 0; k < 2 * kills; k++) {
+        boolean hot = k % 2 == 1;
+        Child standby = hot ? stack.startStandby() : null;
+        Thread.sleep(intervalMs);
+        long at = System.nanoTime();
+        stack.daemon.kill();
+        if (hot) {
+          stack.daemon = standby; // it takes over by itself
+          hotKills.add(at);
+        } else {
+          stack.launchDaemon(); // a supervisor starts the same command again
+          coldKills.add(at);
+        }
+      }
+      Thread.sleep(intervalMs);
+      stopReaders = true;
+      for (Thread t : threads) {
+        t.join();
+      }
+      stack.umount(mnt);
+    }
+
+    List<Sample> all = new ArrayList<>(samples);
+    out.printf("%d cold %d KiB reads (each in a %d KiB fetch window never read before) of a %d MiB image,%n"
+        + "%d readers, %d kills per mode, one every %d ms%n", all.size(), READ / 1024, FETCH / 1024, sizeMib, readers,
+        kills, intervalMs);
+    out.printf("%n%-30s %8s %10s %10s %10s   %s%n", "reads", "count", "p50 ms", "p99 ms", "max ms", "per-kill stall p50 / max ms");
+    row(out, "around a cold restart", all, coldKills);
+    row(out, "around a hot-standby takeover", all, hotKills);
+    List<Long> kills = new ArrayList<>(coldKills);
+    kills.addAll(hotKills);
+    List<Double> base = new ArrayList<>();
+    for (Sample s : all) {
+      if (kills.stream().noneMatch(k -> near(s, k))) {
+        base.add(s.millis());
+      }
+    }
+    out.printf("%-30s %8d %10.1f %10.1f %10.1f%n", "far from any kill", base.size(), Stats.median(base),
+        Stats.percentile(base, 99), Stats.max(base));
+    return 0;
+  }
+
+  private volatile boolean stopReaders;
+
+  private void read(Path file, List<Long> windows, java.util.concurrent.atomic.AtomicInteger next,
+      ConcurrentLinkedQueue<Sample> samples) {
+    ByteBuffer buf = ByteBuffer.allocateDirect(READ);
+    try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+      int i;
+      while (!stopReaders && (i = next.getAndIncrement()) < windows.size()) {
+        long off = windows.get(i) * FETCH;
+        buf.clear();
+        long t0 = System.nanoTime();
+        while (buf.hasRemaining() && ch.read(buf, off + buf.position()) > 0) {
+          // read the whole range
+        }
+        long t1 = System.nanoTime();
+        samples.add(new Sample(t0, t1));
+        long sleep = PACE_NANOS - (t1 - t0);
+        if (sleep > 0) {
+          Thread.sleep(sleep / 1_000_000, (int) (sleep % 1_000_000));
+        }
+      }
+      if (!stopReaders) {
+        System.err.println("reader ran out of cold ranges: use a bigger --size-mib");
+      }
+    } catch (Exception e) {
+      System.err.println("reader failed: " + e);
+    }
+  }
+
+  /** In flight at the kill, or started within the window after it. */
+  private static boolean near(Sample s, long kill) {
+    return s.end >= kill && s.start <= kill + WINDOW_NANOS;
+  }
+
+  private static void row(PrintStream out, String name, List<Sample> all, List<Long> kills) {
+    List<Double> lat = new ArrayList<>();
+    List<Double> stalls = new ArrayList<>();
+    for (long k : kills) {
+      double worst = 0;
+      for (Sample s : all) {
+        if (near(s, k)) {
+          lat.add(s.millis());
+          worst = Math.max(worst, s.millis());
+        }
+      }
+      stalls.add(worst);
+    }
+    out.printf("%-30s %8d %10.1f %10.1f %10.1f   %.0f / %.0f%n", name, lat.size(), Stats.median(lat),
+        Stats.percentile(lat, 99), Stats.max(lat), Stats.median(stalls), Stats.max(stalls));
   }
 }

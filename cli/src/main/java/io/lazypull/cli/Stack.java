@@ -1,5 +1,6 @@
 package io.lazypull.cli;
 
+import io.lazypull.daemon.failover.HolderClient;
 import io.lazypull.sys.Mounts;
 import io.lazypull.sys.Posix;
 import java.io.IOException;
@@ -150,6 +151,30 @@ final class Stack implements AutoCloseable {
     args.addAll(daemonArgs);
     daemon = logged(Child.lazypull("daemon", "384m", args)).env(env).start();
     return daemon;
+  }
+
+  /**
+   * Starts a standby daemon: started and connected, it waits on the holder and takes the
+   * device over when the active daemon dies or hands over. Returns once it waits.
+   */
+  Child startStandby() throws Exception {
+    if (holder == null || !holder.isAlive()) {
+      throw new IllegalStateException("a standby needs the holder");
+    }
+    List<String> args = new ArrayList<>(List.of("daemon", "--device", "shim:" + shimSock, "--backend", backend,
+        "--state-dir", state.toString(), "--stats-interval", "0", "--holder", holderSock.toString(), "--standby"));
+    args.addAll(daemonArgs);
+    Child standby = logged(Child.lazypull("daemon", "384m", args)).env(env).start();
+    try (HolderClient client = HolderClient.connect(holderSock)) {
+      await("the standby", () -> {
+        try {
+          return client.status().matches(".*waiting=[1-9].*");
+        } catch (IOException e) {
+          return false;
+        }
+      }, standby);
+    }
+    return standby;
   }
 
   /** True once the daemon started last serves. */

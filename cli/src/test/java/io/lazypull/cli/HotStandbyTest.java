@@ -7,7 +7,6 @@ import io.lazypull.erofs.MkfsResult;
 import io.lazypull.testing.Requirements;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
@@ -49,14 +48,13 @@ class HotStandbyTest {
       collect.start();
 
       // 1. Upgrade: a standby waits; 'lazypull upgrade' hands the device over without a kill.
-      Child standby = startStandby(cluster);
+      Child standby = cluster.stack.startStandby();
       assertThat(Main.execute("upgrade", "--holder", cluster.stack.holderSock.toString())).isZero();
       assertThat(active.process().waitFor(60, TimeUnit.SECONDS)).as("the old daemon exits").isTrue();
       assertThat(active.exitValue()).as("and it exits cleanly").isZero();
 
       // 2. Crash: the new active daemon is SIGKILLed; the next standby takes over.
-      Child standby2 = startStandby(cluster);
-      awaitStandbyWaiting(cluster);
+      Child standby2 = cluster.stack.startStandby();
       standby.kill();
       Thread.sleep(1000);
       assertThat(standby2.isAlive()).isTrue();
@@ -70,23 +68,5 @@ class HotStandbyTest {
       assertThat(log.split("took over the device", -1).length - 1).as("two take-overs").isEqualTo(2);
       cluster.stack.daemon = standby2; // stopped with the cluster
     }
-  }
-
-  private static void awaitStandbyWaiting(Cluster cluster) throws Exception {
-    try (var client = io.lazypull.daemon.failover.HolderClient.connect(cluster.stack.holderSock)) {
-      for (int i = 0; i < 600 && !client.status().contains("waiting=1"); i++) {
-        Thread.sleep(100);
-      }
-      assertThat(client.status()).contains("waiting=1");
-    }
-  }
-
-  private static Child startStandby(Cluster cluster) throws Exception {
-    Stack s = cluster.stack;
-    List<String> args = new ArrayList<>(List.of("daemon", "--device", "shim:" + s.shimSock, "--backend", s.backend,
-        "--state-dir", s.state.toString(), "--stats-interval", "0", "--holder", s.holderSock.toString(),
-        "--standby"));
-    args.addAll(s.daemonArgs);
-    return Child.lazypull("standby", "384m", args).logTo(s.dir.resolve("logs/daemon.log")).start();
   }
 }
