@@ -17,7 +17,7 @@ import org.slf4j.LoggerFactory;
  * {@code FDSTORE=1} on {@code $NOTIFY_SOCKET}; when the service restarts (after a crash, with
  * {@code Restart=always}), systemd passes it back as fd 3.. with {@code LISTEN_FDS},
  * {@code LISTEN_PID} and {@code LISTEN_FDNAMES}. The unit needs {@code FileDescriptorStoreMax=}
- * of at least 1 (see ci/systemd/lazypull-daemon.service).
+ * of at least 1 (see dist/systemd/lazypull-daemon.service).
  */
 public final class SystemdFdStore {
   private static final Logger log = LoggerFactory.getLogger(SystemdFdStore.class);
