@@ -72,6 +72,7 @@ public final class Main implements Runnable {
     CommandLine cl = new CommandLine(new Main());
     cl.setExecutionExceptionHandler(Main::handleFailure);
     cl.setParameterExceptionHandler(Main::handleUsageError);
+    cl.setUsageHelpWidth(100); // descriptions are written to 94 columns
     return cl;
   }
 
