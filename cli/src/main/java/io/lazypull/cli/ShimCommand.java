@@ -103,7 +103,7 @@ final class ShimCommand implements Callable<Integer> {
       throw new IllegalStateException("fanotify pre-content events do not work here (" + why
           + "): use --frontend fuse");
     }
-    FanotifyRelay relay = FanotifyRelay.start(cacheDir, socket, -1);
+    FanotifyRelay relay = FanotifyRelay.start(cacheDir, socket);
     RelayStopper stopper = new RelayStopper(relay);
     stopper.install();
     log.info("relay ready: mount images with 'lazypull mount --frontend fanotify --cache-dir {}', serve them with"

@@ -74,7 +74,7 @@ class FanotifyRelayTest {
   }
 
   void up() throws Exception {
-    relay = FanotifyRelay.start(cacheDir, sock, -1);
+    relay = FanotifyRelay.start(cacheDir, sock);
     daemon = new TestBlobDaemon(ShimDevice.connect(sock), blobs);
   }
 

@@ -3,7 +3,6 @@ package io.lazypull.shim.fanotify;
 import io.lazypull.shim.Shim;
 import io.lazypull.shim.ShimFiles;
 import io.lazypull.shim.ondemand.CacheObject;
-import io.lazypull.shim.ondemand.CacheStore;
 import io.lazypull.shim.ondemand.OndemandCache;
 import io.lazypull.sys.Errno;
 import io.lazypull.sys.ErrnoException;
@@ -14,7 +13,6 @@ import java.io.Closeable;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -26,7 +24,6 @@ import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.stream.Stream;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -38,7 +35,7 @@ import org.slf4j.LoggerFactory;
  *   lazypull mount --frontend fanotify               kernel EROFS, file-backed on the cache files
  *     | control socket: OPEN meta WHOLE, OPEN blob     | reads of holes of a data blob
  *     v                                                v
- *   control threads --- ShimFiles.open/fetch     event loop: read events -> journal
+ *   control threads --- ShimFiles.open/fetch     event loop: read events (statx: which blob)
  *                                |                  cached range -> FAN_ALLOW at once
  *                                v                  else a fetch thread: ShimFiles.fetch (READs,
  *                         OndemandCache <--- device socket --- daemon  wait) -> ALLOW | DENY(EIO)
@@ -51,10 +48,9 @@ import org.slf4j.LoggerFactory;
  * daemon's pwrites never wait for the relay. A blob found complete is unmarked: no more events.
  *
  * The relay must not go away while images are mounted: a group that is released lets every
- * pending and later access through, and holes read as zeros. ShimCommand refuses to stop while
- * EROFS mounts of this cache dir exist; a holder may keep a copy of the group fd, so that a
- * killed relay leaves readers waiting (not reading zeros) until a successor adopts the group
- * and answers, from the InflightJournal, the events its predecessor had read.
+ * pending and later access through, and holes read as zeros (measured, docs/fanotify.md).
+ * ShimCommand refuses to stop while EROFS mounts of this cache dir exist, and the event loop
+ * never gives up on an error.
  */
 
 /** The fanotify relay: pre-content events on the shim's cache files, served by the same daemon. */
@@ -110,8 +106,6 @@ public final class FanotifyRelay implements Closeable {
   private final ShimFiles files;
   private final OndemandCache cache;
   private final int group;
-  private final boolean adopted;
-  private final InflightJournal journal;
   private final int stopFd;
   private final int mountinfoFd;
   private final Thread loop;
@@ -126,14 +120,11 @@ public final class FanotifyRelay implements Closeable {
   private final RelayStats stats = new RelayStats();
   private volatile boolean stopping;
 
-  private FanotifyRelay(Shim shim, int group, boolean adopted, InflightJournal journal, int stopFd,
-      int mountinfoFd) throws IOException {
+  private FanotifyRelay(Shim shim, int group, int stopFd, int mountinfoFd) throws IOException {
     this.shim = shim;
     this.files = shim.files();
     this.cache = shim.cache();
     this.group = group;
-    this.adopted = adopted;
-    this.journal = journal;
     this.stopFd = stopFd;
     this.mountinfoFd = mountinfoFd;
     AtomicInteger n = new AtomicInteger();
@@ -154,40 +145,25 @@ public final class FanotifyRelay implements Closeable {
 
   /**
    * Starts a relay: the shim core on {@code cacheDir} and {@code socket} (the device socket the
-   * daemon connects to), the control socket {@code <cacheDir>/.relay.sock}, and the fanotify
-   * group: {@code heldGroup} if it is an fd (a group a holder kept when the previous relay died:
-   * its marks are in place, and the events its predecessor read are answered first, from the
-   * journal), else a new one.
+   * daemon connects to), a new fanotify group, and the control socket {@code
+   * <cacheDir>/.relay.sock}.
    */
-  public static FanotifyRelay start(Path cacheDir, Path socket, int heldGroup) throws IOException {
+  public static FanotifyRelay start(Path cacheDir, Path socket) throws IOException {
     Shim shim = Shim.start(cacheDir, socket);
     int group = -1;
     int stopFd = -1;
     int mountinfo = -1;
-    InflightJournal journal = null;
     try {
-      group = heldGroup >= 0 ? heldGroup : Fanotify.init(GROUP_FLAGS, EVENT_FLAGS);
-      if (heldGroup >= 0) {
-        Posix.setNonBlocking(group, true);
-      }
-      journal = InflightJournal.open(shim.cacheDir());
-      if (heldGroup < 0) {
-        journal.reset();
-      }
+      group = Fanotify.init(GROUP_FLAGS, EVENT_FLAGS);
       stopFd = Posix.eventfd(0, Posix.EFD_NONBLOCK);
       mountinfo = Posix.open("/proc/self/mountinfo", Posix.O_RDONLY, 0);
-      FanotifyRelay r = new FanotifyRelay(shim, group, heldGroup >= 0, journal, stopFd, mountinfo);
+      FanotifyRelay r = new FanotifyRelay(shim, group, stopFd, mountinfo);
       r.startThreads();
       return r;
     } catch (IOException | RuntimeException e) {
       Posix.closeQuietly(mountinfo);
       Posix.closeQuietly(stopFd);
-      if (journal != null) {
-        journal.close();
-      }
-      if (heldGroup < 0) {
-        Posix.closeQuietly(group);
-      }
+      Posix.closeQuietly(group);
       shim.close();
       throw e;
     }
@@ -203,17 +179,11 @@ public final class FanotifyRelay implements Closeable {
       }
     }, 60, 60, TimeUnit.SECONDS);
     loop.start();
-    log.info("fanotify relay on {}: group fd {}{}, device socket {}", shim.cacheDir(), group,
-        adopted ? " (adopted from a holder)" : "", shim.socket());
+    log.info("fanotify relay on {}: group fd {}, device socket {}", shim.cacheDir(), group, shim.socket());
   }
 
   public Shim shim() {
     return shim;
-  }
-
-  /** The group fd (to give a copy to a holder). */
-  public int groupFd() {
-    return group;
   }
 
   public RelayStats stats() {
@@ -425,9 +395,6 @@ public final class FanotifyRelay implements Closeable {
   // ---------------------------------------------------------------- events
 
   private void run() {
-    if (adopted) {
-      answerPredecessorsEvents();
-    }
     ByteBuffer buf = ByteBuffer.allocateDirect(READ_BUFFER).order(ByteOrder.nativeOrder());
     int[] fds = {group, stopFd, mountinfoFd};
     short[] events = {Posix.POLLIN, Posix.POLLIN, (short) (Posix.POLLERR | 0x2 /* POLLPRI */)};
@@ -480,26 +447,20 @@ public final class FanotifyRelay implements Closeable {
         log.error("cannot parse {} bytes of fanotify events: {}", n, e.getMessage());
         return;
       }
-      List<Posix.FileId> ids = new ArrayList<>(events.size());
       for (Fanotify.Event e : events) {
         stats.events.increment();
-        ids.add(prepare(e)); // every event of this read is journaled before any is answered
-      }
-      for (int i = 0; i < events.size(); i++) {
-        handle(events.get(i), ids.get(i));
+        handle(e, fileOf(e));
       }
     }
   }
 
-  /** Records the event in the journal before anything else; returns its file's identity. */
-  private Posix.FileId prepare(Fanotify.Event e) {
+  /** The identity of the event's file (statx of the event's fd: never its path). */
+  private static Posix.FileId fileOf(Fanotify.Event e) {
     if (e.fd() < 0) {
       return null;
     }
     try {
-      Posix.FileId id = Posix.fileId(e.fd());
-      journal.record(e.fd(), id, e.hasRange() ? e.offset() : -1, e.count(), e.pid());
-      return id;
+      return Posix.fileId(e.fd());
     } catch (ErrnoException x) {
       log.warn("{}: {}", e, x.getMessage());
       return null;
@@ -518,19 +479,6 @@ public final class FanotifyRelay implements Closeable {
     long offset = e.hasRange() ? e.offset() : 0;
     long count = e.hasRange() ? e.count() : Long.MAX_VALUE / 2;
     Blob b = id == null ? null : blobsById.get(id);
-    if (b == null && id != null && adopted) {
-      // A file the predecessor marked: resolving it may wait for the daemon, off this thread.
-      dispatch(() -> {
-        awaitDevice();
-        Blob adoptedBlob = adoptBlob(id);
-        if (adoptedBlob == null) {
-          allowUnknown(e);
-        } else {
-          fetchAndAnswer(e.fd(), adoptedBlob, offset, count);
-        }
-      });
-      return;
-    }
     if (b == null) {
       allowUnknown(e);
       return;
@@ -567,17 +515,6 @@ public final class FanotifyRelay implements Closeable {
     stats.unknown.increment();
     log.warn("{} on a file that is not one of this relay's cache files: allowed", e);
     answer(e.fd(), Fanotify.FAN_ALLOW, null);
-  }
-
-  private void awaitDevice() {
-    while (!cache.isBound() && !stopping) {
-      try {
-        Thread.sleep(100);
-      } catch (InterruptedException x) {
-        Thread.currentThread().interrupt();
-        return;
-      }
-    }
   }
 
   /** The slow path: READ requests for the holes, wait for the daemon, then answer. */
@@ -621,11 +558,6 @@ public final class FanotifyRelay implements Closeable {
       log.debug("event fd {}: {}", eventFd, why);
     }
     try {
-      journal.clear(eventFd);
-    } catch (ErrnoException e) {
-      log.warn("journal: {}", e.getMessage());
-    }
-    try {
       Fanotify.respond(group, eventFd, response);
     } catch (ErrnoException e) {
       // ENOENT: the reader was killed meanwhile and its event is gone.
@@ -635,153 +567,15 @@ public final class FanotifyRelay implements Closeable {
     }
   }
 
-  /**
-   * A file the predecessor marked: found by its identity among the cache files (never by the
-   * event's path), and looked up in the current device generation.
-   */
-  private Blob adoptBlob(Posix.FileId id) {
-    synchronized (blobsByKey) {
-      Blob b = blobsById.get(id);
-      if (b != null) {
-        return b;
-      }
-      Path root = shim.cacheDir();
-      try (Stream<Path> walk = Files.walk(root, 2)) {
-        for (Path p : (Iterable<Path>) walk.filter(Files::isRegularFile)::iterator) {
-          if (p.getParent().equals(root)) {
-            continue;
-          }
-          long ino = (Long) Files.getAttribute(p, "unix:ino");
-          if (ino != id.ino()) {
-            continue;
-          }
-          String volume = CacheStore.unescape(p.getParent().getFileName().toString());
-          String cookie = CacheStore.unescape(p.getFileName().toString());
-          String domain = volume == null ? null : io.lazypull.protocol.CacheFiles.erofsDomain(volume);
-          if (domain == null || cookie == null) {
-            continue;
-          }
-          CacheObject o = cache.lookup(volume, cookie, LOG_EVERY_MILLIS);
-          if (!Posix.fileId(o.file().fd()).equals(id)) {
-            continue;
-          }
-          b = new Blob(ShimFiles.fuseName(domain), ShimFiles.fuseName(cookie), o, id);
-          blobsById.put(id, b);
-          blobsByKey.put(List.of(volume, cookie), b);
-          synchronized (b) {
-            b.marked = true; // the predecessor's mark lives in the group
-          }
-          log.info("{}: a cache file the previous relay marked", b);
-          return b;
-        }
-      } catch (IOException e) {
-        log.warn("looking for the cache file {}: {}", id, e.getMessage());
-      }
-      return null;
-    }
-  }
-
-  /**
-   * An adopted group: answer first every event the dead predecessor had read (its journal), so
-   * that no fd number of ours can be confused with one of its (the kernel answers the first
-   * pending event with that number). Waits for a daemon to bind.
-   */
-  private void answerPredecessorsEvents() {
-    List<InflightJournal.Entry> left;
-    try {
-      left = journal.pending();
-    } catch (ErrnoException e) {
-      log.error("journal {}: {}: the previous relay's pending events cannot be answered", journal.path(), e.getMessage());
-      return;
-    }
-    if (left.isEmpty()) {
-      return;
-    }
-    log.info("the previous relay left {} events unanswered: serving them before any new event", left.size());
-    awaitDevice();
-    List<java.util.concurrent.Future<?>> done = new ArrayList<>();
-    for (InflightJournal.Entry x : left) {
-      done.add(fetchers.submit(() -> {
-        Blob b = adoptBlob(x.file());
-        if (b == null) {
-          log.warn("event fd {} of the previous relay: no cache file {}: allowing it", x.fd(), x.file());
-          answerNumber(x.fd(), Fanotify.FAN_ALLOW);
-          return;
-        }
-        CacheObject o = objectFor(b);
-        long count = x.offset() < 0 ? Long.MAX_VALUE / 2 : x.count();
-        int r = o == null ? -Errno.EIO : files.fetch(o, Math.max(0, x.offset()), count);
-        stats.recovered.increment();
-        answerNumber(x.fd(), r >= 0 ? Fanotify.FAN_ALLOW : Fanotify.denyErrno(Errno.EIO));
-        log.info("answered the previous relay's event fd {} ({} [{}, +{})): {}", x.fd(), b, x.offset(), x.count(),
-            r >= 0 ? "allowed" : "EIO");
-      }));
-    }
-    for (java.util.concurrent.Future<?> f : done) {
-      try {
-        f.get();
-      } catch (Exception e) {
-        log.warn("answering a previous relay's event: {}", e.toString());
-      }
-    }
-  }
-
-  /** Answers an event by its fd number only (the fd itself belonged to the dead predecessor). */
-  private void answerNumber(int fdNumber, int response) {
-    try {
-      journal.clear(fdNumber);
-    } catch (ErrnoException e) {
-      log.warn("journal: {}", e.getMessage());
-    }
-    try {
-      Fanotify.respond(group, fdNumber, response);
-    } catch (ErrnoException e) {
-      log.info("previous relay's event fd {}: {} (answered before it died, or its reader was killed)",
-          fdNumber, Errno.describe(e.errno()));
-    }
-  }
-
   // ---------------------------------------------------------------- stopping
 
   /**
-   * Stops reading events and waits up to {@code millis} for the events being fetched to be
-   * answered. Returns how many are still unanswered (they stay in the journal).
-   */
-  public int quiesce(long millis) {
-    stopping = true;
-    signalStop();
-    join(loop, 5000);
-    long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
-    while (inFlight.get() > 0 && System.nanoTime() < deadline) {
-      try {
-        Thread.sleep(10);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-        break;
-      }
-    }
-    return inFlight.get();
-  }
-
-  /**
    * Stops. Events still queued or being fetched are denied with EIO (never allowed, which would
-   * read holes as zeros), the group fd is closed (if a holder keeps a copy, the group, its marks
-   * and its queue live on for a successor), then the shim core stops.
+   * read holes as zeros); then the group fd closes and the shim core stops. With mounts still
+   * up this is unsafe (their later reads of holes return zeros): see {@link #activeMounts}.
    */
   @Override
   public void close() {
-    close(true);
-  }
-
-  /**
-   * Stops, leaving events to a successor: nothing is denied, pending events stay journaled for
-   * the next relay that adopts the group from the holder.
-   */
-  public void handOver() {
-    close(false);
-  }
-
-  private void close(boolean deny) {
     if (!closed.compareAndSet(false, true)) {
       return;
     }
@@ -789,21 +583,16 @@ public final class FanotifyRelay implements Closeable {
     signalStop();
     join(loop, 5000);
     control.close();
-    if (deny) {
-      denyQueued();
-      shim.failWaiters(); // fetch threads wake with EIO and deny their events
-      fetchers.shutdown();
-      try {
-        fetchers.awaitTermination(10, TimeUnit.SECONDS);
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      }
-    } else {
-      fetchers.shutdownNow();
+    denyQueued();
+    shim.failWaiters(); // fetch threads wake with EIO and deny their events
+    fetchers.shutdown();
+    try {
+      fetchers.awaitTermination(10, TimeUnit.SECONDS);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
     }
     ticker.shutdownNow();
     Posix.closeQuietly(group);
-    journal.close();
     Posix.closeQuietly(stopFd);
     Posix.closeQuietly(mountinfoFd);
     shim.close();

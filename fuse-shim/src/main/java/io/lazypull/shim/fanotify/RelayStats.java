@@ -13,8 +13,6 @@ public final class RelayStats {
   final LongAdder denied = new LongAdder();
   /** Allowed: not one of the relay's files. */
   final LongAdder unknown = new LongAdder();
-  /** Events a dead predecessor had read, answered by this relay. */
-  final LongAdder recovered = new LongAdder();
   final LongAdder marks = new LongAdder();
   final LongAdder unmarks = new LongAdder();
 
@@ -38,10 +36,6 @@ public final class RelayStats {
     return unknown.sum();
   }
 
-  public long recovered() {
-    return recovered.sum();
-  }
-
   public long marks() {
     return marks.sum();
   }
@@ -53,7 +47,7 @@ public final class RelayStats {
   @Override
   public String toString() {
     return "events " + events() + " (" + cached() + " cached, " + fetched() + " fetched, " + denied() + " denied, "
-        + unknown() + " not ours, " + recovered() + " of a previous relay), blobs marked " + marks()
+        + unknown() + " not ours), blobs marked " + marks()
         + ", unmarked when complete " + unmarks();
   }
 }

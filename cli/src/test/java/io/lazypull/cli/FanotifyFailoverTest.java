@@ -1,0 +1,140 @@
+package io.lazypull.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.lazypull.erofs.Layout;
+import io.lazypull.erofs.MkfsResult;
+import io.lazypull.sys.Fanotify;
+import io.lazypull.testing.Requirements;
+import io.lazypull.testing.TreeDiff;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The seed's test on the fanotify front end: readers hash every file of an image of this JDK
+ * in S3 (S3Proxy, SigV4) while the daemon is SIGKILLed about every second of its life and
+ * started again with the same command, in cold rounds until 60 kills; a holder keeps the device socket, the relay keeps the pre-content events it
+ * read as pending READ requests, and each new daemon adopts the device and writes restore.
+ * Every digest must match and no reader may see an error.
+ *
+ * <pre>
+ *   readers -> EROFS -> cache files (FAN_PRE_ACCESS) -> relay (events = pending READs)
+ *                                                         ^ device socket, kept by the holder
+ *                                   daemon (killed, restarted) --+-- S3Proxy
+ * </pre>
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class FanotifyFailoverTest {
+  private static final Path JDK = Path.of("/usr/lib/jvm/java-17-openjdk-amd64");
+  private static final int MIN_KILLS = 60;
+
+  @TempDir static Path tmp;
+  S3ProxyLauncher s3;
+  String uri;
+  Map<String, String> creds;
+  String expectedSums;
+  MkfsResult image;
+
+  @BeforeAll
+  void buildAndPush() throws Exception {
+    Requirements.assumeRoot();
+    String why = Fanotify.probePreContent(tmp);
+    Requirements.skipUnless(why == null, "needs fanotify pre-content events (Linux 6.14+): " + why);
+    // Real data nobody here wrote; cold rounds until enough kills have hit live reads.
+    expectedSums = FailoverTest.sums(JDK);
+    Path local = tmp.resolve("local");
+    image = Cluster.buildImage(JDK, local, Layout.CHUNKED);
+    s3 = S3ProxyLauncher.start(Files.createDirectories(tmp.resolve("s3")), "lazy", "fanotify-failover");
+    s3.createBucket("images");
+    uri = s3.uri("images/fanotify/");
+    creds = Map.of("AWS_ACCESS_KEY_ID", s3.identity, "AWS_SECRET_ACCESS_KEY", s3.credential);
+    Child push = Child.lazypull("push", "256m", List.of("push", "--backend", uri,
+        local.resolve(image.fsid()).toString(), image.dataBlob().orElseThrow().path().toString())).env(creds).start();
+    assertThat(push.process().waitFor()).isZero();
+    FailoverTest.run(List.of("rm", "-rf", local.toString()));
+  }
+
+  @AfterAll
+  void stopS3() throws Exception {
+    if (s3 != null) {
+      s3.close();
+    }
+  }
+
+  /** Two readers hash the whole tree (one in reverse order), each writing its sums to a file. */
+  private List<Process> startReaders(Path mnt) throws IOException {
+    List<Process> readers = new ArrayList<>();
+    for (String order : List.of("sort -z", "sort -zr")) {
+      Path out = tmp.resolve("sums-" + readers.size() + "-" + System.nanoTime());
+      readers.add(new ProcessBuilder("bash", "-c", "set -o pipefail; find . -type f -print0 | " + order
+          + " | xargs -0 sha256sum | sort -k2 > " + out + "; rc=$?; echo " + out + "; exit $rc")
+          .directory(mnt.toFile()).redirectError(out.resolveSibling(out.getFileName() + ".err").toFile()).start());
+    }
+    return readers;
+  }
+
+  private void assertReadersSucceeded(List<Process> readers) throws Exception {
+    List<String> want = expectedSums.lines().sorted((a, b) -> a.substring(66).compareTo(b.substring(66))).toList();
+    for (Process r : readers) {
+      assertThat(r.waitFor(20, TimeUnit.MINUTES)).isTrue();
+      String out = new String(r.getInputStream().readAllBytes()).strip();
+      assertThat(r.exitValue()).as("a reader saw an error: %s",
+          Files.readString(Path.of(out + ".err"))).isZero();
+      assertThat(Files.readAllLines(Path.of(out))).isEqualTo(want);
+    }
+  }
+
+  @Test
+  void seed_killTheDaemonAgainAndAgain_withTheHolder_readersNeverNotice() throws Exception {
+    Random rnd = new Random(1);
+    int kills = 0;
+    // Rounds of cold reads (a fresh cache) until enough kills have hit live reads.
+    for (int round = 0; kills < MIN_KILLS && round < 10; round++) {
+      Path relayLog;
+      try (Cluster cluster = new Cluster(tmp.resolve("round-" + round), uri)) {
+        relayLog = cluster.stack.logFile("relay");
+        cluster.stack.env.putAll(creds);
+        cluster.stack.frontend(Frontends.FANOTIFY);
+        cluster.startHolder().startShim().startDaemon();
+        Path mnt = cluster.mount(image.fsid());
+        List<Process> readers = startReaders(mnt);
+        // Kill at a random point 0.2-1.0 s after each daemon starts serving: during OPENs,
+        // fetches, between a write and its completion. Restart at once with the same command.
+        while (readers.stream().anyMatch(Process::isAlive) && kills < MIN_KILLS) {
+          Stack.await("daemon " + cluster.stack.daemonStarts, cluster.stack::daemonReady, cluster.stack.daemon);
+          Thread.sleep(200 + rnd.nextInt(800));
+          if (readers.stream().noneMatch(Process::isAlive)) {
+            break;
+          }
+          cluster.stack.daemon.kill();
+          kills++;
+          cluster.stack.launchDaemon();
+        }
+        assertReadersSucceeded(readers);
+        if (kills >= MIN_KILLS) {
+          // The last round: beyond the digests, every name, mode, size and xattr (warm now).
+          TreeDiff.assertSame(JDK, mnt, TreeDiff.options());
+        }
+      }
+      // Stopped (the mount is gone): its last line counts what it did.
+      String log = Files.readString(relayLog);
+      assertThat(log).doesNotContain("the reader gets EIO").doesNotContain("not one of this relay's cache files");
+      String stats = log.lines().filter(l -> l.contains("relay stopped; stats:")).findFirst().orElseThrow();
+      assertThat(stats).contains(" 0 denied");
+      System.err.println("FanotifyFailoverTest: round " + round + " done, " + kills + " kills so far; "
+          + stats.substring(stats.indexOf("stats:")));
+    }
+    assertThat(kills).as("kills during reads").isGreaterThanOrEqualTo(MIN_KILLS);
+  }
+}
