@@ -103,6 +103,106 @@ class FanotifyTest {
     }
   }
 
+  /**
+   * What the fanotify front end's design rests on, measured (docs/fanotify.md): whether a file
+   * raises pre-content events is decided when it is opened. An fd opened before the mark never
+   * raises any (reads of holes return zeros at once: the EROFS mount must come after the mark);
+   * one opened after it raises them for writes too (a writer that waits on the listener that
+   * waits on it would deadlock).
+   */
+  @Test
+  void kernel_eventsDependOnWhenTheFileWasOpened() throws Exception {
+    Requirements.assumeRoot();
+    String why = Fanotify.probePreContent(tmp);
+    Requirements.skipUnless(why == null, "needs fanotify pre-content events (Linux 6.14+): " + why);
+    Path f = tmp.resolve("sparse");
+    int before = Posix.open(f.toString(), Posix.O_RDWR | Posix.O_CREAT, 0600);
+    Posix.ftruncate(before, 1 << 20);
+    int group = Fanotify.init(Fanotify.FAN_CLOEXEC | Fanotify.FAN_CLASS_PRE_CONTENT, Posix.O_RDONLY);
+    int after = -1;
+    try {
+      Fanotify.markFd(group, Fanotify.FAN_MARK_ADD, Fanotify.FAN_PRE_ACCESS, before);
+      ByteBuffer b = ByteBuffer.allocateDirect(4096);
+      assertThat(Posix.pread(before, b, 8192)).isEqualTo(4096); // no event: opened before the mark
+      assertThat(Posix.poll(new int[] {group}, new short[] {Posix.POLLIN}, 100)[0]).isZero();
+
+      after = Posix.open(f.toString(), Posix.O_RDWR, 0);
+      int writer = after;
+      CompletableFuture<Integer> write = CompletableFuture.supplyAsync(() -> {
+        try {
+          return Posix.pwrite(writer, ByteBuffer.allocateDirect(4096), 65536);
+        } catch (ErrnoException e) {
+          throw new java.io.UncheckedIOException(e);
+        }
+      });
+      Fanotify.Event e = nextEvent(group);
+      assertThat(e.offset()).isEqualTo(65536);
+      assertThat(write).isNotDone(); // the write waits for the listener
+      Fanotify.respond(group, e.fd(), Fanotify.FAN_ALLOW);
+      Posix.close(e.fd());
+      assertThat(write.get(10, TimeUnit.SECONDS)).isEqualTo(4096);
+    } finally {
+      Posix.closeQuietly(after);
+      Posix.close(group);
+      Posix.close(before);
+    }
+  }
+
+  /**
+   * Measured: the kernel matches a response to its event by the NUMBER of the event's fd, among
+   * the events read and not answered; closing the fd (as a listener's death does) does not
+   * answer it, and the group's other holders can answer it by number. When the group's last fd
+   * closes, every pending event is allowed: the reader reads the hole as zeros. And this kernel
+   * knows no other fanotify_init flags (no restartable events, no response ids).
+   */
+  @Test
+  void kernel_pendingEvents_answeredByNumber_allowedWhenTheGroupGoes() throws Exception {
+    Requirements.assumeRoot();
+    String why = Fanotify.probePreContent(tmp);
+    Requirements.skipUnless(why == null, "needs fanotify pre-content events (Linux 6.14+): " + why);
+    Path f = tmp.resolve("sparse");
+    int writer = Posix.open(f.toString(), Posix.O_RDWR | Posix.O_CREAT, 0600);
+    Posix.ftruncate(writer, 1 << 20);
+    int group = Fanotify.init(Fanotify.FAN_CLOEXEC | Fanotify.FAN_CLASS_PRE_CONTENT, Posix.O_RDONLY);
+    boolean groupClosed = false;
+    try {
+      Fanotify.markFd(group, Fanotify.FAN_MARK_ADD, Fanotify.FAN_PRE_ACCESS, writer);
+      CompletableFuture<byte[]> r1 = CompletableFuture.supplyAsync(() -> readAt(f, 0, 16));
+      Fanotify.Event e = nextEvent(group);
+      int number = e.fd();
+      Posix.close(e.fd()); // the listener "dies" with it
+      Thread.sleep(300);
+      assertThat(r1).as("closing the event's fd does not answer it").isNotDone();
+      assertThatThrownBy(() -> Fanotify.respond(group, number + 1000, Fanotify.FAN_ALLOW))
+          .isInstanceOfSatisfying(ErrnoException.class, x -> assertThat(x.errno()).isEqualTo(Errno.ENOENT));
+      ByteBuffer data = ByteBuffer.allocateDirect(4096);
+      while (data.hasRemaining()) {
+        data.put((byte) 'y');
+      }
+      Posix.pwriteFully(writer, data.flip(), 0);
+      Fanotify.respond(group, number, Fanotify.FAN_ALLOW); // by number only
+      assertThat(new String(r1.get(10, TimeUnit.SECONDS))).isEqualTo("y".repeat(16));
+
+      CompletableFuture<byte[]> r2 = CompletableFuture.supplyAsync(() -> readAt(f, 1 << 19, 16));
+      Fanotify.Event pending = nextEvent(group);
+      groupClosed = true;
+      Posix.close(group); // the last fd of the group: pending events are allowed
+      assertThat(r2.get(10, TimeUnit.SECONDS)).containsOnly((byte) 0);
+      Posix.closeQuietly(pending.fd());
+    } finally {
+      if (!groupClosed) {
+        Posix.closeQuietly(group);
+      }
+      Posix.close(writer);
+    }
+    for (int bit = 15; bit < 32; bit++) {
+      int flag = 1 << bit;
+      assertThatThrownBy(() -> Fanotify.init(Fanotify.FAN_CLASS_PRE_CONTENT | flag, Posix.O_RDONLY))
+          .as("fanotify_init flag 0x%x", flag)
+          .isInstanceOfSatisfying(ErrnoException.class, x -> assertThat(x.errno()).isEqualTo(Errno.EINVAL));
+    }
+  }
+
   private static Fanotify.Event nextEvent(int group) throws Exception {
     assertThat(Posix.poll(new int[] {group}, new short[] {Posix.POLLIN}, 10_000)[0]).isNotZero();
     ByteBuffer buf = ByteBuffer.allocateDirect(4096);
