@@ -51,6 +51,8 @@ import picocli.CommandLine.Option;
 final class ShimCommand implements Callable<Integer> {
   private static final Logger log = LoggerFactory.getLogger(ShimCommand.class);
 
+  @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
+
   @Option(names = "--frontend", paramLabel = "fuse|fanotify", defaultValue = "fuse",
       description = "Where READ requests come from: FUSE reads of MOUNTPOINT (default), or fanotify"
           + " pre-content events on the cache files (no mount).")
@@ -80,18 +82,18 @@ final class ShimCommand implements Callable<Integer> {
     switch (frontend) {
       case "fuse":
         if (mountpoint == null) {
-          throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+          throw new picocli.CommandLine.ParameterException(spec.commandLine(),
               "--frontend fuse needs --mountpoint DIR");
         }
         return runFuse();
       case "fanotify":
         if (mountpoint != null || !fuseOptions.isEmpty() || fuseDebug) {
-          throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+          throw new picocli.CommandLine.ParameterException(spec.commandLine(),
               "--mountpoint, -o and --fuse-debug are FUSE options; --frontend fanotify mounts nothing");
         }
         return runFanotify();
       default:
-        throw new picocli.CommandLine.ParameterException(new picocli.CommandLine(this),
+        throw new picocli.CommandLine.ParameterException(spec.commandLine(),
             "--frontend must be fuse or fanotify, not '" + frontend + "'");
     }
   }
