@@ -100,7 +100,8 @@ public final class FanotifyRelay implements Closeable {
   }
 
   /** An image mounted through the relay: its objects are released once it is unmounted. */
-  private record MountedImage(String target, String source, List<ShimFiles.Handle> handles, boolean[] seen) {}
+  private record MountedImage(String target, String source, List<ShimFiles.Handle> handles, boolean[] seen,
+      boolean[] warned) {}
 
   private final Shim shim;
   private final ShimFiles files;
@@ -268,7 +269,8 @@ public final class FanotifyRelay implements Closeable {
           return RelayWire.Reply.error(req.tag(), -Errno.EINVAL);
         }
         session.mounted = true;
-        m = new MountedImage(req.target(), session.metaPath.toString(), new ArrayList<>(session.handles), new boolean[1]);
+        m = new MountedImage(req.target(), session.metaPath.toString(), new ArrayList<>(session.handles), new boolean[1],
+            new boolean[1]);
         session.handles.clear();
       }
       synchronized (mounts) {
@@ -376,10 +378,11 @@ public final class FanotifyRelay implements Closeable {
           m.seen()[0] = true;
         } else if (m.seen()[0]) {
           gone.add(m);
-        } else {
+        } else if (!m.warned()[0]) {
+          // MOUNTED comes after mount(2): not seeing it means another mount namespace.
+          m.warned()[0] = true;
           log.warn("{} is not an EROFS mount of {} in the relay's mount namespace: its blobs stay open",
               m.target(), m.source());
-          m.seen()[0] = false;
         }
       }
       mounts.removeAll(gone);
