@@ -6,6 +6,7 @@ import io.lazypull.erofs.Layout;
 import io.lazypull.erofs.MkfsResult;
 import io.lazypull.sys.Fanotify;
 import io.lazypull.testing.Requirements;
+import io.lazypull.testing.TestTrees;
 import io.lazypull.testing.TreeDiff;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -26,7 +27,8 @@ import org.junit.jupiter.api.io.TempDir;
  * in S3 (S3Proxy, SigV4) while the daemon is SIGKILLed about every second of its life and
  * started again with the same command, in cold rounds until 60 kills; a holder keeps the device socket, the relay keeps the pre-content events it
  * read as pending READ requests, and each new daemon adopts the device and writes restore.
- * Every digest must match and no reader may see an error.
+ * Every digest must match and no reader may see an error. And the tar-index layout from the
+ * same bucket, compared file by file.
  *
  * <pre>
  *   readers -> EROFS -> cache files (FAN_PRE_ACCESS) -> relay (events = pending READs)
@@ -136,5 +138,25 @@ class FanotifyFailoverTest {
           + stats.substring(stats.indexOf("stats:")));
     }
     assertThat(kills).as("kills during reads").isGreaterThanOrEqualTo(MIN_KILLS);
+  }
+
+  /** The tar-index layout from S3 too: the unmodified GNU tar is the data blob in the bucket. */
+  @Test
+  void tarIndex_fromS3Proxy_everyFileMatches() throws Exception {
+    Path src = TestTrees.generate(Files.createDirectories(tmp.resolve("tarsrc")), false);
+    Path tar = TestTrees.gnuTar(src, tmp.resolve("layer.tar"));
+    Path local = tmp.resolve("tar-local");
+    MkfsResult tarImage = Cluster.buildImage(tar, local, Layout.TAR_INDEX);
+    Child push = Child.lazypull("push", "256m", List.of("push", "--backend", uri,
+        local.resolve(tarImage.fsid()).toString(), tarImage.dataBlob().orElseThrow().path().toString())).env(creds).start();
+    assertThat(push.process().waitFor()).isZero();
+    try (Cluster cluster = new Cluster(tmp.resolve("tar-s3"), uri)) {
+      cluster.stack.env.putAll(creds);
+      cluster.stack.frontend(Frontends.FANOTIFY);
+      cluster.startHolder().startShim().startDaemon();
+      Path mnt = cluster.mount(tarImage.fsid());
+      // GNU tar does not archive sockets ("socket ignored").
+      TreeDiff.assertSame(src, mnt, TreeDiff.options().root(false).ignore(p -> p.equals("dev/sock")));
+    }
   }
 }
