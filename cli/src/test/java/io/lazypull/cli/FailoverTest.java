@@ -103,8 +103,12 @@ class FailoverTest {
 
   /** Two readers hash the whole tree (one in reverse order), each writing its sums to a file. */
   List<Process> startReaders(Path mnt) throws IOException {
+    return startReaders(mnt, List.of("sort -z", "sort -zr"));
+  }
+
+  List<Process> startReaders(Path mnt, List<String> orders) throws IOException {
     List<Process> readers = new ArrayList<>();
-    for (String order : List.of("sort -z", "sort -zr")) {
+    for (String order : orders) {
       Path out = tmp.resolve("sums-" + readers.size() + "-" + System.nanoTime());
       readers.add(new ProcessBuilder("bash", "-c", "set -o pipefail; find . -type f -print0 | " + order
           + " | xargs -0 sha256sum | sort -k2 > " + out + "; rc=$?; echo " + out + "; exit $rc")
@@ -153,6 +157,32 @@ class FailoverTest {
       }
     }
     assertThat(kills).as("kills during reads").isGreaterThanOrEqualTo(MIN_KILLS);
+  }
+
+  @Test
+  void crashesInsideTheDaemon_duringOpenFetchAndBetweenWriteAndCompletion_readersNeverNotice() throws Exception {
+    try (Cluster cluster = new Cluster(tmp.resolve("crash-points"), uri)) {
+      cluster.stack.env.putAll(creds);
+      // The daemon halts itself (as SIGKILL would) at these points of the request path.
+      cluster.stack.env.put("LAZYPULL_CRASH_AT", "open:0.2,fetch:0.01,write:0.003");
+      cluster.startHolder().startShim().startDaemon();
+      Path mnt = cluster.mount(image.fsid());
+      List<Process> readers = startReaders(mnt);
+      int restarts = 0;
+      while (readers.stream().anyMatch(Process::isAlive) && restarts < 300) {
+        if (!cluster.stack.daemon.isAlive()) {
+          restarts++;
+          cluster.stack.launchDaemon(); // the supervisor
+        }
+        Thread.sleep(50);
+      }
+      assertReadersSucceeded(readers);
+      String log = cluster.daemonLog();
+      for (String point : List.of("OPEN", "FETCH", "WRITE")) {
+        assertThat(log).as("crashed at " + point).contains("crash point " + point);
+      }
+      System.err.println("FailoverTest(crash points): " + restarts + " crashes, every digest matched");
+    }
   }
 
   @Test
@@ -205,13 +235,13 @@ class FailoverTest {
       cluster.stack.env.putAll(creds);
       cluster.startShim().startDaemon();
       Path mnt = cluster.mount(image.fsid());
-      Process reader = startReaders(mnt).get(0);
+      Process reader = startReaders(mnt, List.of("sort -z")).get(0); // ./jdk first, ./random last
       Thread.sleep(1500); // reading is under way
       cluster.stack.daemon.kill();
       assertThat(reader.waitFor(120, TimeUnit.SECONDS)).as("the reader ends (no hang)").isTrue();
       assertThat(reader.exitValue()).as("the reader saw EIO").isNotZero();
       // Later reads of data not cached fail too: the device is dead.
-      Path big = Files.list(mnt.resolve("random")).findFirst().orElseThrow();
+      Path big = Files.list(mnt.resolve("random")).sorted().reduce((a, b) -> b).orElseThrow(); // not reached yet
       assertThat(readOutcome(big)).contains("Input/output error");
     }
   }
@@ -222,7 +252,7 @@ class FailoverTest {
       cluster.stack.env.putAll(creds);
       cluster.startHolder().startShim().startDaemon();
       Path mnt = cluster.mount(image.fsid());
-      Process reader = startReaders(mnt).get(0);
+      Process reader = startReaders(mnt, List.of("sort -z")).get(0); // ./jdk first, ./random last
       Thread.sleep(1500);
       cluster.stack.daemon.kill();
       Thread.sleep(500); // reads now wait for the next daemon, held by the holder...

@@ -113,6 +113,7 @@ public final class Daemon implements AutoCloseable {
   }
 
   private void onOpen(Request.Open open) {
+    CrashPoints.maybeCrash(CrashPoints.Point.OPEN);
     Domains.BlobRef blob = null;
     long size;
     try {
@@ -205,6 +206,7 @@ public final class Daemon implements AutoCloseable {
 
   /** Completes a READ (exactly once) and drops the reference the READ held. */
   private void complete(CacheObject obj, Request.Read read, boolean ok) {
+    CrashPoints.maybeCrash(CrashPoints.Point.WRITE);
     try {
       obj.fd.completeRead(read.msgId());
     } catch (IOException e) {

@@ -201,6 +201,7 @@ final class Fetcher {
 
   /** Writes {@code len} bytes from {@code buf}, zero-padded to whole pages, at {@code off}. */
   private void write(CacheObject obj, long off, ByteBuffer buf, int len) throws IOException {
+    CrashPoints.maybeCrash(CrashPoints.Point.FETCH);
     int padded = roundUp(len, PAGE);
     buf.limit(padded);
     for (int i = len; i < padded; i++) {
