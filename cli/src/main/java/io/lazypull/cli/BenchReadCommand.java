@@ -28,10 +28,11 @@ import picocli.CommandLine.Option;
 @Command(name = "read", mixinStandardHelpOptions = true,
     description = {
       "Read a whole image through each way of serving it and print a table:",
-      "native file-backed EROFS, EROFS over bindfs (C FUSE passthrough), EROFS over the",
-      "shim with a warm disk cache, and lazypull cold from a local backend and (when",
-      "S3Proxy is on the class path, see ci/bench-read) from S3. Page cache dropped before",
-      "each run; runs interleaved; medians. Also the daemon's and the shim's peak RSS.",
+      "native file-backed EROFS, EROFS over bindfs (C FUSE passthrough), over the shim and",
+      "over the fanotify relay with a warm disk cache, and lazypull cold from a local",
+      "backend (shim and relay) and (when S3Proxy is on the class path: ci/bench read) from",
+      "S3. Page cache dropped before each run; runs interleaved; medians. Also the daemon's",
+      "and the shim's peak RSS.",
       "Needs root, /dev/fuse and bindfs.",
     })
 final class BenchReadCommand implements Callable<Integer> {
@@ -82,19 +83,29 @@ final class BenchReadCommand implements Callable<Integer> {
         throw new IOException("push to S3Proxy failed");
       }
     }
-    try (Stack warm = new Stack(work.resolve("warm"), "file://" + backend).withQuietLogFiles()) {
-      warm.startShim().startDaemon();
-      warm.mount(image.fsid(), null, mnt);
-      readAll(mnt); // fill the shim's cache
-      warm.umount(mnt);
+    boolean fanotify = io.lazypull.sys.Fanotify.probePreContent(work) == null;
+    try (Stack warm = new Stack(work.resolve("warm"), "file://" + backend).withQuietLogFiles();
+        Stack warmFan = new Stack(work.resolve("warm-fan"), "file://" + backend).withQuietLogFiles()) {
+      fill(warm, image, mnt);
+      if (fanotify) {
+        fill(warmFan.frontend(Frontends.FANOTIFY), image, mnt);
+      }
       for (int r = 0; r < runs; r++) {
         time("native file-backed EROFS", mnt, () -> Mounts.mountErofs(meta, mnt, List.of(blob)));
         time("EROFS over bindfs (C FUSE)", mnt,
             () -> Mounts.mountErofs(bind.resolve(image.fsid()), mnt, List.of(bind.resolve(blob.getFileName()))));
-        time("EROFS over the shim, warm cache", mnt, () -> warm.mount(image.fsid(), null, mnt));
-        cold("lazypull cold, file:// backend", work.resolve("cold-" + r), "file://" + backend, Map.of(), image, mnt);
+        time("shim (FUSE), warm cache", mnt, () -> warm.mount(image.fsid(), null, mnt));
+        if (fanotify) {
+          time("fanotify relay, warm cache", mnt, () -> warmFan.mount(image.fsid(), null, mnt));
+        }
+        cold("shim (FUSE), cold, file://", work.resolve("cold-" + r), "file://" + backend, Map.of(), image, mnt,
+            Frontends.FUSE);
+        if (fanotify) {
+          cold("fanotify relay, cold, file://", work.resolve("cold-fan-" + r), "file://" + backend, Map.of(), image,
+              mnt, Frontends.FANOTIFY);
+        }
         if (s3Uri != null) {
-          cold("lazypull cold, S3Proxy backend", work.resolve("cold-s3-" + r), s3Uri, s3Env, image, mnt);
+          cold("shim (FUSE), cold, S3Proxy", work.resolve("cold-s3-" + r), s3Uri, s3Env, image, mnt, Frontends.FUSE);
         }
       }
     } finally {
@@ -117,7 +128,10 @@ final class BenchReadCommand implements Callable<Integer> {
     out.printf("%npeak RSS (VmHWM) over the cold runs: daemon %.0f MiB, shim %.0f MiB%n",
         daemonRss / 1024.0, shimRss / 1024.0);
     if (s3Uri == null) {
-      out.println("(no S3 row: S3Proxy is not on the class path; ci/bench-read adds it)");
+      out.println("(no S3 row: S3Proxy is not on the class path; 'ci/bench read' adds it)");
+    }
+    if (!fanotify) {
+      out.println("(no fanotify rows: this kernel has no fanotify pre-content events)");
     }
     return 0;
   }
@@ -139,9 +153,17 @@ final class BenchReadCommand implements Callable<Integer> {
     }
   }
 
-  private void cold(String row, Path dir, String uri, Map<String, String> env, MkfsResult image, Path mnt)
-      throws Exception {
-    try (Stack cold = new Stack(dir, uri).withQuietLogFiles()) {
+  /** Starts {@code stack}, mounts the image, reads everything once (into its cache), unmounts. */
+  private static void fill(Stack stack, MkfsResult image, Path mnt) throws Exception {
+    stack.startShim().startDaemon();
+    stack.mount(image.fsid(), null, mnt);
+    readAll(mnt);
+    stack.umount(mnt);
+  }
+
+  private void cold(String row, Path dir, String uri, Map<String, String> env, MkfsResult image, Path mnt,
+      Frontends frontend) throws Exception {
+    try (Stack cold = new Stack(dir, uri).withQuietLogFiles().frontend(frontend)) {
       cold.env.putAll(env);
       cold.startShim().startDaemon();
       time(row, mnt, () -> cold.mount(image.fsid(), null, mnt));

@@ -34,17 +34,16 @@ class FailoverTest {
   private static final int MIN_KILLS = 60;
 
   @TempDir static Path tmp;
-  S3ProxyLauncher s3;
+  S3Image s3;
   String uri;
   Map<String, String> creds;
-  Path src;
   String expectedSums;
   MkfsResult image;
 
   @BeforeAll
   void buildAndPush() throws Exception {
     Requirements.assumeFuse();
-    src = Files.createDirectories(tmp.resolve("src"));
+    Path src = Files.createDirectories(tmp.resolve("src"));
     // Real data nobody here wrote, plus random data up to 1 GiB.
     run(List.of("cp", "-a", JDK.toString(), src.resolve("jdk").toString()));
     long have = du(src);
@@ -61,17 +60,12 @@ class FailoverTest {
       }
       have += (long) mib << 20;
     }
-    expectedSums = sums(src);
-    Path local = tmp.resolve("local");
-    image = Cluster.buildImage(src, local, Layout.CHUNKED);
-    s3 = S3ProxyLauncher.start(Files.createDirectories(tmp.resolve("s3")), "lazy", "failover-secret");
-    s3.createBucket("images");
-    uri = s3.uri("images/failover/");
-    creds = Map.of("AWS_ACCESS_KEY_ID", s3.identity, "AWS_SECRET_ACCESS_KEY", s3.credential);
-    Child push = Child.lazypull("push", "256m", List.of("push", "--backend", uri,
-        local.resolve(image.fsid()).toString(), image.dataBlob().orElseThrow().path().toString())).env(creds).start();
-    assertThat(push.process().waitFor()).isZero();
-    run(List.of("rm", "-rf", local.toString()));
+    expectedSums = Readers.sums(src);
+    s3 = S3Image.start(tmp.resolve("s3"), "failover");
+    uri = s3.uri;
+    creds = s3.creds;
+    image = s3.publish(src, Layout.CHUNKED, tmp.resolve("local"));
+    run(List.of("rm", "-rf", src.toString()));
   }
 
   @AfterAll
@@ -87,45 +81,17 @@ class FailoverTest {
     }
   }
 
-  /** "sha256  ./path" lines, sorted, for every regular file under {@code dir}. */
-  static String sums(Path dir) throws Exception {
-    Process p = new ProcessBuilder("bash", "-c", "find . -type f -print0 | sort -z | xargs -0 sha256sum")
-        .directory(dir.toFile()).redirectError(ProcessBuilder.Redirect.INHERIT).start();
-    String out = new String(p.getInputStream().readAllBytes());
-    assertThat(p.waitFor()).isZero();
-    return out;
-  }
-
   static void run(List<String> cmd) throws Exception {
     Process p = new ProcessBuilder(cmd).inheritIO().start();
     assertThat(p.waitFor()).as(String.join(" ", cmd)).isZero();
   }
 
-  /** Two readers hash the whole tree (one in reverse order), each writing its sums to a file. */
   List<Process> startReaders(Path mnt) throws IOException {
-    return startReaders(mnt, List.of("sort -z", "sort -zr"));
-  }
-
-  List<Process> startReaders(Path mnt, List<String> orders) throws IOException {
-    List<Process> readers = new ArrayList<>();
-    for (String order : orders) {
-      Path out = tmp.resolve("sums-" + readers.size() + "-" + System.nanoTime());
-      readers.add(new ProcessBuilder("bash", "-c", "set -o pipefail; find . -type f -print0 | " + order
-          + " | xargs -0 sha256sum | sort -k2 > " + out + "; rc=$?; echo " + out + "; exit $rc")
-          .directory(mnt.toFile()).redirectError(out.resolveSibling(out.getFileName() + ".err").toFile()).start());
-    }
-    return readers;
+    return Readers.start(mnt, tmp, Readers.BOTH_WAYS);
   }
 
   void assertReadersSucceeded(List<Process> readers) throws Exception {
-    for (Process r : readers) {
-      assertThat(r.waitFor(20, TimeUnit.MINUTES)).isTrue();
-      String out = new String(r.getInputStream().readAllBytes()).strip();
-      assertThat(r.exitValue()).as("a reader saw an error").isZero();
-      List<String> got = Files.readAllLines(Path.of(out));
-      List<String> want = expectedSums.lines().sorted((a, b) -> a.substring(66).compareTo(b.substring(66))).toList();
-      assertThat(got).isEqualTo(want);
-    }
+    Readers.assertAllMatch(readers, expectedSums);
   }
 
   @Test
@@ -235,7 +201,7 @@ class FailoverTest {
       cluster.stack.env.putAll(creds);
       cluster.startShim().startDaemon();
       Path mnt = cluster.mount(image.fsid());
-      Process reader = startReaders(mnt, List.of("sort -z")).get(0); // ./jdk first, ./random last
+      Process reader = Readers.start(mnt, tmp, Readers.FORWARD).get(0); // ./jdk first, ./random last
       Thread.sleep(1500); // reading is under way
       cluster.stack.daemon.kill();
       assertThat(reader.waitFor(120, TimeUnit.SECONDS)).as("the reader ends (no hang)").isTrue();
@@ -252,7 +218,7 @@ class FailoverTest {
       cluster.stack.env.putAll(creds);
       cluster.startHolder().startShim().startDaemon();
       Path mnt = cluster.mount(image.fsid());
-      Process reader = startReaders(mnt, List.of("sort -z")).get(0); // ./jdk first, ./random last
+      Process reader = Readers.start(mnt, tmp, Readers.FORWARD).get(0); // ./jdk first, ./random last
       Thread.sleep(1500);
       cluster.stack.daemon.kill();
       Thread.sleep(500); // reads now wait for the next daemon, held by the holder...

@@ -42,7 +42,7 @@ class FanotifyFailoverTest {
   private static final int MIN_KILLS = 60;
 
   @TempDir static Path tmp;
-  S3ProxyLauncher s3;
+  S3Image s3;
   String uri;
   Map<String, String> creds;
   String expectedSums;
@@ -54,17 +54,11 @@ class FanotifyFailoverTest {
     String why = Fanotify.probePreContent(tmp);
     Requirements.skipUnless(why == null, "needs fanotify pre-content events (Linux 6.14+): " + why);
     // Real data nobody here wrote; cold rounds until enough kills have hit live reads.
-    expectedSums = FailoverTest.sums(JDK);
-    Path local = tmp.resolve("local");
-    image = Cluster.buildImage(JDK, local, Layout.CHUNKED);
-    s3 = S3ProxyLauncher.start(Files.createDirectories(tmp.resolve("s3")), "lazy", "fanotify-failover");
-    s3.createBucket("images");
-    uri = s3.uri("images/fanotify/");
-    creds = Map.of("AWS_ACCESS_KEY_ID", s3.identity, "AWS_SECRET_ACCESS_KEY", s3.credential);
-    Child push = Child.lazypull("push", "256m", List.of("push", "--backend", uri,
-        local.resolve(image.fsid()).toString(), image.dataBlob().orElseThrow().path().toString())).env(creds).start();
-    assertThat(push.process().waitFor()).isZero();
-    FailoverTest.run(List.of("rm", "-rf", local.toString()));
+    expectedSums = Readers.sums(JDK);
+    s3 = S3Image.start(tmp.resolve("s3"), "fanotify");
+    uri = s3.uri;
+    creds = s3.creds;
+    image = s3.publish(JDK, Layout.CHUNKED, tmp.resolve("local"));
   }
 
   @AfterAll
@@ -74,27 +68,12 @@ class FanotifyFailoverTest {
     }
   }
 
-  /** Two readers hash the whole tree (one in reverse order), each writing its sums to a file. */
   private List<Process> startReaders(Path mnt) throws IOException {
-    List<Process> readers = new ArrayList<>();
-    for (String order : List.of("sort -z", "sort -zr")) {
-      Path out = tmp.resolve("sums-" + readers.size() + "-" + System.nanoTime());
-      readers.add(new ProcessBuilder("bash", "-c", "set -o pipefail; find . -type f -print0 | " + order
-          + " | xargs -0 sha256sum | sort -k2 > " + out + "; rc=$?; echo " + out + "; exit $rc")
-          .directory(mnt.toFile()).redirectError(out.resolveSibling(out.getFileName() + ".err").toFile()).start());
-    }
-    return readers;
+    return Readers.start(mnt, tmp, Readers.BOTH_WAYS);
   }
 
   private void assertReadersSucceeded(List<Process> readers) throws Exception {
-    List<String> want = expectedSums.lines().sorted((a, b) -> a.substring(66).compareTo(b.substring(66))).toList();
-    for (Process r : readers) {
-      assertThat(r.waitFor(20, TimeUnit.MINUTES)).isTrue();
-      String out = new String(r.getInputStream().readAllBytes()).strip();
-      assertThat(r.exitValue()).as("a reader saw an error: %s",
-          Files.readString(Path.of(out + ".err"))).isZero();
-      assertThat(Files.readAllLines(Path.of(out))).isEqualTo(want);
-    }
+    Readers.assertAllMatch(readers, expectedSums);
   }
 
   @Test
@@ -145,11 +124,7 @@ class FanotifyFailoverTest {
   void tarIndex_fromS3Proxy_everyFileMatches() throws Exception {
     Path src = TestTrees.generate(Files.createDirectories(tmp.resolve("tarsrc")), false);
     Path tar = TestTrees.gnuTar(src, tmp.resolve("layer.tar"));
-    Path local = tmp.resolve("tar-local");
-    MkfsResult tarImage = Cluster.buildImage(tar, local, Layout.TAR_INDEX);
-    Child push = Child.lazypull("push", "256m", List.of("push", "--backend", uri,
-        local.resolve(tarImage.fsid()).toString(), tarImage.dataBlob().orElseThrow().path().toString())).env(creds).start();
-    assertThat(push.process().waitFor()).isZero();
+    MkfsResult tarImage = s3.publish(tar, Layout.TAR_INDEX, tmp.resolve("tar-local"));
     try (Cluster cluster = new Cluster(tmp.resolve("tar-s3"), uri)) {
       cluster.stack.env.putAll(creds);
       cluster.stack.frontend(Frontends.FANOTIFY);

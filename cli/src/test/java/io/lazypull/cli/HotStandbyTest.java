@@ -27,7 +27,7 @@ class HotStandbyTest {
     Requirements.assumeFuse();
     Path blobs = tmp.resolve("backend");
     MkfsResult image = Cluster.buildImage(JDK, blobs, Layout.CHUNKED);
-    String expected = FailoverTest.sums(JDK);
+    String expected = Readers.sums(JDK);
     try (Cluster cluster = new Cluster(tmp.resolve("c"), "file://" + blobs)) {
       // Small fetches keep the daemon busy for the whole read.
       cluster.stack.daemonArgs.addAll(List.of("--fetch-size", "65536", "--threads", "2"));
