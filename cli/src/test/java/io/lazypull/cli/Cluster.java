@@ -51,6 +51,28 @@ final class Cluster implements AutoCloseable {
     return target;
   }
 
+  /**
+   * The seed's kill loop: while any reader runs, waits until the current daemon serves, lets
+   * it serve for a random 0.2 s to {@code maxServeMillis}, SIGKILLs it and starts the same
+   * command again at once (as a supervisor would), until the readers end or {@code maxKills}.
+   * The random point hits OPENs, fetches, and writes not yet completed. Returns the kills.
+   */
+  int killDaemonWhileReading(java.util.List<Process> readers, java.util.Random rnd, int maxServeMillis,
+      int maxKills) throws Exception {
+    int kills = 0;
+    while (Readers.anyAlive(readers) && kills < maxKills) {
+      Stack.await("daemon " + stack.daemonStarts, stack::daemonReady, stack.daemon);
+      Thread.sleep(200 + rnd.nextInt(maxServeMillis - 200));
+      if (!Readers.anyAlive(readers)) {
+        break;
+      }
+      stack.daemon.kill();
+      kills++;
+      stack.launchDaemon();
+    }
+    return kills;
+  }
+
   String daemonLog() throws IOException {
     Path f = stack.dir.resolve("logs/daemon.log");
     return Files.exists(f) ? Files.readString(f) : "";

@@ -105,19 +105,7 @@ class FailoverTest {
         cluster.startHolder().startShim().startDaemon();
         Path mnt = cluster.mount(image.fsid());
         List<Process> readers = startReaders(mnt);
-        // Kill at a random point 0.2-1.5 s after each daemon starts serving: during OPENs,
-        // fetches, between a write and its completion. Restart at once with the same command,
-        // as a supervisor would.
-        while (readers.stream().anyMatch(Process::isAlive)) {
-          Stack.await("daemon " + cluster.stack.daemonStarts, cluster.stack::daemonReady, cluster.stack.daemon);
-          Thread.sleep(200 + rnd.nextInt(1300));
-          if (readers.stream().noneMatch(Process::isAlive)) {
-            break;
-          }
-          cluster.stack.daemon.kill();
-          kills++;
-          cluster.stack.launchDaemon();
-        }
+        kills += cluster.killDaemonWhileReading(readers, rnd, 1500, Integer.MAX_VALUE);
         assertReadersSucceeded(readers);
         System.err.println("FailoverTest(holder): round " + round + " done, " + kills + " kills so far");
       }

@@ -90,18 +90,7 @@ class FanotifyFailoverTest {
         cluster.startHolder().startShim().startDaemon();
         Path mnt = cluster.mount(image.fsid());
         List<Process> readers = startReaders(mnt);
-        // Kill at a random point 0.2-1.0 s after each daemon starts serving: during OPENs,
-        // fetches, between a write and its completion. Restart at once with the same command.
-        while (readers.stream().anyMatch(Process::isAlive) && kills < MIN_KILLS) {
-          Stack.await("daemon " + cluster.stack.daemonStarts, cluster.stack::daemonReady, cluster.stack.daemon);
-          Thread.sleep(200 + rnd.nextInt(800));
-          if (readers.stream().noneMatch(Process::isAlive)) {
-            break;
-          }
-          cluster.stack.daemon.kill();
-          kills++;
-          cluster.stack.launchDaemon();
-        }
+        kills += cluster.killDaemonWhileReading(readers, rnd, 1000, MIN_KILLS - kills);
         assertReadersSucceeded(readers);
         if (kills >= MIN_KILLS) {
           // The last round: beyond the digests, every name, mode, size and xattr (warm now).
