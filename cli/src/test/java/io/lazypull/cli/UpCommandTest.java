@@ -1,0 +1,102 @@
+package io.lazypull.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import io.lazypull.erofs.Layout;
+import io.lazypull.erofs.MkfsResult;
+import io.lazypull.sys.Mounts;
+import io.lazypull.sys.Posix;
+import io.lazypull.testing.Requirements;
+import io.lazypull.testing.TreeDiff;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * 'lazypull up' as a user runs it: one foreground command mounts an image served on demand;
+ * the daemon it started is SIGKILLed and comes back by itself; SIGTERM unmounts the image and
+ * stops everything within seconds.
+ */
+class UpCommandTest {
+  private static final Path JDK_LIB = Path.of("/usr/lib/jvm/java-17-openjdk-amd64/lib");
+
+  @TempDir Path tmp;
+
+  @Test
+  void up_servesTheImage_restartsAKilledDaemon_andSigtermStopsEverything() throws Exception {
+    Requirements.assumeFuse();
+    Path blobs = tmp.resolve("backend");
+    MkfsResult image = Cluster.buildImage(JDK_LIB, blobs, Layout.CHUNKED);
+    Path target = Files.createDirectories(tmp.resolve("mnt"));
+    Path cache = tmp.resolve("cache");
+    Child up = Child.lazypull("up", "256m", List.of("up", "--backend", "file://" + blobs, "--fsid", image.fsid(),
+        "--cache-dir", cache.toString(), target.toString())).start();
+    try {
+      Stack.await("the mount", () -> isErofs(target), up);
+      ProcessHandle first = daemonOf(up).orElseThrow();
+      Posix.kill((int) first.pid(), 9);
+      // Reads go on: up starts the daemon again and it takes the device back from the holder.
+      TreeDiff.assertSame(JDK_LIB, target, TreeDiff.options().root(false));
+      ProcessHandle second = daemonOf(up).orElseThrow();
+      assertThat(second.pid()).isNotEqualTo(first.pid());
+      List<ProcessHandle> children = up.process().toHandle().children().toList();
+      assertThat(children).hasSize(3); // holder, shim, daemon
+
+      long t0 = System.nanoTime();
+      Posix.kill((int) up.pid(), 15);
+      assertThat(up.process().waitFor(30, TimeUnit.SECONDS)).as("up exits after SIGTERM").isTrue();
+      long seconds = TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - t0);
+      assertThat(seconds).as("stopped within seconds").isLessThan(30);
+      assertThat(Mounts.isMountPoint(target)).as("the image is unmounted").isFalse();
+      assertThat(Stack.isFuseMounted(cache.resolve("shim"))).as("the shim is unmounted").isFalse();
+      for (ProcessHandle c : children) {
+        c.onExit().get(10, TimeUnit.SECONDS);
+        assertThat(c.isAlive()).as("child %s stopped", c.pid()).isFalse();
+      }
+    } finally {
+      up.kill();
+      if (Mounts.isMountPoint(target)) {
+        Mounts.umount(target, Mounts.MNT_DETACH);
+      }
+      if (Stack.isFuseMounted(cache.resolve("shim"))) {
+        Mounts.umount(cache.resolve("shim"), Mounts.MNT_DETACH);
+      }
+    }
+  }
+
+  private static boolean isErofs(Path target) {
+    try {
+      Mounts.MountInfo mi = Mounts.mountInfo(target);
+      return mi != null && mi.fsType().equals("erofs");
+    } catch (java.io.IOException e) {
+      return false;
+    }
+  }
+
+  private static List<String> commandLine(long pid) {
+    try {
+      return List.of(Files.readString(Path.of("/proc/" + pid + "/cmdline")).split("\0"));
+    } catch (java.io.IOException e) {
+      return List.of();
+    }
+  }
+
+  /** The daemon process 'up' runs now, waiting for it to appear (it may be restarting). */
+  private static Optional<ProcessHandle> daemonOf(Child up) throws InterruptedException {
+    for (int i = 0; i < 600; i++) {
+      Optional<ProcessHandle> d = up.process().toHandle().children()
+          .filter(c -> commandLine(c.pid()).contains("daemon"))
+          .filter(ProcessHandle::isAlive)
+          .findFirst();
+      if (d.isPresent()) {
+        return d;
+      }
+      Thread.sleep(100);
+    }
+    return Optional.empty();
+  }
+}
