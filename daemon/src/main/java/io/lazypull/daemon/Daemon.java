@@ -49,6 +49,7 @@ public final class Daemon implements AutoCloseable {
   private final Path privateStateDir; // deleted on close when we made it
   private final AtomicLong inFlight = new AtomicLong(); // requests read but not yet answered
   private volatile boolean stopping;
+  private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
 
   /**
    * @param indexReader reads piece digests of data blobs out of a verified meta blob (the cli
@@ -270,6 +271,9 @@ public final class Daemon implements AutoCloseable {
   @Override
   public void close() {
     stopping = true;
+    if (!closed.compareAndSet(false, true)) {
+      return; // the shutdown hook and a hand-over may both get here
+    }
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
     while (inFlight.get() > 0 && System.nanoTime() < deadline) {
       try {
