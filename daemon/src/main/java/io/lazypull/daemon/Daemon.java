@@ -49,7 +49,7 @@ public final class Daemon implements AutoCloseable {
   private final Path privateStateDir; // deleted on close when we made it
   private final AtomicLong inFlight = new AtomicLong(); // requests read but not yet answered
   private volatile boolean stopping;
-  private final java.util.concurrent.atomic.AtomicBoolean closed = new java.util.concurrent.atomic.AtomicBoolean();
+  private boolean closed; // guarded by this
 
   /**
    * @param indexReader reads piece digests of data blobs out of a verified meta blob (the cli
@@ -269,11 +269,12 @@ public final class Daemon implements AutoCloseable {
    * them) and releases this process's device fd. Used for hand-over to a standby and on exit.
    */
   @Override
-  public void close() {
+  public synchronized void close() {
     stopping = true;
-    if (!closed.compareAndSet(false, true)) {
-      return; // the shutdown hook and a hand-over may both get here
+    if (closed) {
+      return; // the shutdown hook and a hand-over may both get here; the second waits for the first
     }
+    closed = true;
     long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
     while (inFlight.get() > 0 && System.nanoTime() < deadline) {
       try {
