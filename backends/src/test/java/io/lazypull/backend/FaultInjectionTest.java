@@ -30,8 +30,8 @@ class FaultInjectionTest {
 
   @TempDir static Path dir;
   @TempDir Path tmp;
-  static S3ProxyServer s3;
-  static RegistryServer registry;
+  static io.lazypull.backend.loopback.S3ProxyServer s3;
+  static io.lazypull.backend.loopback.RegistryServer registry;
   static FaultProxy s3Proxy;
   static FaultProxy registryProxy;
   static TestBlobs.Blob blob;

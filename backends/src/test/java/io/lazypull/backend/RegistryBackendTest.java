@@ -17,7 +17,7 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class RegistryBackendTest extends BlobBackendContract {
   @TempDir static Path dir;
-  static RegistryServer registry;
+  static io.lazypull.backend.loopback.RegistryServer registry;
   static BlobBackend backend;
 
   @BeforeAll

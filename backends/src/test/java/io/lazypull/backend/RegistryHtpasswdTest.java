@@ -27,7 +27,7 @@ class RegistryHtpasswdTest {
 
   @TempDir static Path dir;
   @TempDir Path tmp;
-  static RegistryServer registry;
+  static io.lazypull.backend.loopback.RegistryServer registry;
   static TestBlobs.Blob blob;
 
   @BeforeAll

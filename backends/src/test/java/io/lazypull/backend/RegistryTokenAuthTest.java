@@ -34,7 +34,7 @@ class RegistryTokenAuthTest {
   @TempDir static Path dir;
   @TempDir Path tmp;
   static TokenServer tokens;
-  static RegistryServer registry;
+  static io.lazypull.backend.loopback.RegistryServer registry;
   static TestBlobs.Blob blob;
 
   @BeforeAll

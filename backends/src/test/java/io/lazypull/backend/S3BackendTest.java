@@ -20,7 +20,7 @@ import org.slf4j.LoggerFactory;
  * as a multipart upload (256 MiB > the 64 MiB threshold, 16 MiB parts).
  */
 class S3BackendTest extends BlobBackendContract {
-  static S3ProxyServer s3;
+  static io.lazypull.backend.loopback.S3ProxyServer s3;
   static BlobBackend backend;
 
   @BeforeAll

@@ -88,7 +88,10 @@ final class BenchBackendsCommand implements Callable<Integer> {
   record Row(String backend, String what, int n, double p50Ms, double p99Ms, double mibPerSec,
       double opsPerSec) {}
 
-  /** True if S3Proxy and jclouds can be loaded (never loads S3ProxyLauncher otherwise). */
+  /**
+   * True if S3Proxy and jclouds can be loaded. Checked by name, without loading {@code
+   * io.lazypull.backend.loopback.S3ProxyServer}, whose verification would need them.
+   */
   static boolean s3ProxyPresent() {
     ClassLoader cl = BenchBackendsCommand.class.getClassLoader();
     try {
@@ -106,7 +109,7 @@ final class BenchBackendsCommand implements Callable<Integer> {
       throw new CommandLine.ParameterException(spec.commandLine(),
           "--size-mib must be >= 2, --runs and --threads >= 1");
     }
-    S3ProxyLauncher.quietServerLogs();
+    ServerLogs.quiet();
     boolean ownDir = workDir == null;
     Path work = ownDir ? Files.createTempDirectory("lazypull-bench-backends-")
         : Files.createDirectories(workDir);
@@ -125,7 +128,7 @@ final class BenchBackendsCommand implements Callable<Integer> {
         targets.add(new Target("file", store.toUri().toString(), BackendOptions.defaults()));
         if (s3ProxyPresent()) {
           String secret = UUID.randomUUID().toString();
-          S3ProxyLauncher s3 = S3ProxyLauncher.start(
+          io.lazypull.backend.loopback.S3ProxyServer s3 = io.lazypull.backend.loopback.S3ProxyServer.start(
               Files.createDirectories(work.resolve("s3proxy")), "bench", secret);
           cleanup.push(s3);
           s3.createBucket("bench");
@@ -134,8 +137,8 @@ final class BenchBackendsCommand implements Callable<Integer> {
         } else {
           notes.add("s3: skipped, S3Proxy is not on the classpath (ci/bench-backends adds it)");
         }
-        if (RegistryLauncher.find() != null) {
-          RegistryLauncher reg = RegistryLauncher.start(Files.createDirectories(work.resolve("registry")));
+        if (io.lazypull.backend.loopback.RegistryServer.find() != null) {
+          io.lazypull.backend.loopback.RegistryServer reg = io.lazypull.backend.loopback.RegistryServer.open(Files.createDirectories(work.resolve("registry")));
           cleanup.push(reg);
           targets.add(new Target("registry", reg.uri("bench/blobs"), BackendOptions.defaults()));
         } else {

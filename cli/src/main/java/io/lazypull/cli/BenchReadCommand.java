@@ -68,15 +68,15 @@ final class BenchReadCommand implements Callable<Integer> {
     Path mnt = Files.createDirectories(work.resolve("mnt"));
     Path bind = Files.createDirectories(work.resolve("bindfs"));
     run("bindfs", "-o", "ro", backend.toString(), bind.toString());
-    S3ProxyLauncher s3 = null;
+    io.lazypull.backend.loopback.S3ProxyServer s3 = null;
     String s3Uri = null;
     Map<String, String> s3Env = Map.of();
     if (BenchBackendsCommand.s3ProxyPresent()) {
-      S3ProxyLauncher.quietServerLogs();
-      s3 = S3ProxyLauncher.start(Files.createDirectories(work.resolve("s3")), "bench", "bench-secret");
+      ServerLogs.quiet();
+      s3 = io.lazypull.backend.loopback.S3ProxyServer.start(Files.createDirectories(work.resolve("s3")), "bench", "bench-secret");
       s3.createBucket("bench");
       s3Uri = s3.uri("bench/blobs/");
-      s3Env = Map.of("AWS_ACCESS_KEY_ID", s3.identity, "AWS_SECRET_ACCESS_KEY", s3.credential);
+      s3Env = Map.of("AWS_ACCESS_KEY_ID", s3.identity(), "AWS_SECRET_ACCESS_KEY", s3.credential());
       Child push = Child.lazypull("push", "256m", List.of("push", "--backend", s3Uri,
           backend.resolve(image.fsid()).toString(), blob.toString())).env(s3Env).start();
       if (push.process().waitFor() != 0) {

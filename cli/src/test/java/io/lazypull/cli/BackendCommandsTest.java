@@ -24,7 +24,7 @@ import org.junit.jupiter.api.io.TempDir;
  */
 class BackendCommandsTest {
   @TempDir static Path dir;
-  static S3ProxyLauncher s3;
+  static io.lazypull.backend.loopback.S3ProxyServer s3;
   static String secret = UUID.randomUUID().toString();
   static byte[] data;
   static Path file;
@@ -43,7 +43,7 @@ class BackendCommandsTest {
     new SplittableRandom(7).nextBytes(data);
     file = Files.write(dir.resolve("layer.tar"), data);
     hex = Digests.sha256Hex(file);
-    s3 = S3ProxyLauncher.start(Files.createDirectories(dir.resolve("s3")), "cli-test", secret);
+    s3 = io.lazypull.backend.loopback.S3ProxyServer.start(Files.createDirectories(dir.resolve("s3")), "cli-test", secret);
     s3.createBucket("cli");
     System.setProperty("aws.accessKeyId", "cli-test");
     System.setProperty("aws.secretAccessKey", secret);

@@ -18,7 +18,7 @@ class BenchBackendsCommandTest {
       assertThat(table).contains("file ").contains(op);
     }
     assertThat(table).contains("s3 (S3Proxy)"); // S3Proxy is on the test classpath
-    if (RegistryLauncher.find() != null) {
+    if (io.lazypull.backend.loopback.RegistryServer.find() != null) {
       assertThat(table).contains("registry ");
     } else {
       System.err.println("NOTE BenchBackendsCommandTest: docker-registry not installed, no registry rows");

@@ -14,20 +14,20 @@ import java.util.Map;
  * {@code lazypull push} to S3 (S3Proxy in this JVM, SigV4 on, on 127.0.0.1).
  */
 final class S3Image implements AutoCloseable {
-  final S3ProxyLauncher s3;
+  final io.lazypull.backend.loopback.S3ProxyServer s3;
   final String uri;
   final Map<String, String> creds;
 
-  private S3Image(S3ProxyLauncher s3, String uri) {
+  private S3Image(io.lazypull.backend.loopback.S3ProxyServer s3, String uri) {
     this.s3 = s3;
     this.uri = uri;
-    this.creds = Map.of("AWS_ACCESS_KEY_ID", s3.identity, "AWS_SECRET_ACCESS_KEY", s3.credential);
+    this.creds = Map.of("AWS_ACCESS_KEY_ID", s3.identity(), "AWS_SECRET_ACCESS_KEY", s3.credential());
   }
 
   /** S3Proxy with a bucket; blobs go under {@code images/<prefix>/}. */
   static S3Image start(Path dir, String prefix) throws Exception {
-    S3ProxyLauncher.quietServerLogs();
-    S3ProxyLauncher s3 = S3ProxyLauncher.start(Files.createDirectories(dir), "lazy", "secret-" + prefix);
+    ServerLogs.quiet();
+    io.lazypull.backend.loopback.S3ProxyServer s3 = io.lazypull.backend.loopback.S3ProxyServer.start(Files.createDirectories(dir), "lazy", "secret-" + prefix);
     s3.createBucket("images");
     return new S3Image(s3, s3.uri("images/" + prefix + "/"));
   }
