@@ -104,7 +104,10 @@ class DaemonTest {
     for (int i = 0; i < 8; i++) {
       device.read(100 + i, 1, 300_000 + i * 4096L, 4096); // all inside window [256K, 512K)
     }
-    Thread.sleep(300); // let the loop deliver them all while the fetch is held
+    // Wait (bounded) until the loop has delivered all eight while the first fetch is held.
+    for (int i = 0; i < 1000 && daemon.stats().mergedReads() < 7; i++) {
+      Thread.sleep(10);
+    }
     source.gate.countDown();
     device.awaitCompletions(8);
     assertThat(source.fetched).hasSize(1);

@@ -1,5 +1,7 @@
 package io.lazypull.cli.shim;
 
+import static io.lazypull.testing.Async.async;
+
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -55,20 +57,6 @@ class ShimDeviceWireTest {
       d2.close();
     }
     shim.close();
-  }
-
-  interface IoSupplier<T> {
-    T get() throws Exception;
-  }
-
-  static <T> CompletableFuture<T> async(IoSupplier<T> s) {
-    return CompletableFuture.supplyAsync(() -> {
-      try {
-        return s.get();
-      } catch (Exception e) {
-        throw new CompletionException(e);
-      }
-    });
   }
 
   static void await(BooleanSupplier c, String what) throws InterruptedException {

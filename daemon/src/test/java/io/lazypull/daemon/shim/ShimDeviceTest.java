@@ -1,5 +1,7 @@
 package io.lazypull.daemon.shim;
 
+import static io.lazypull.testing.Async.async;
+
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
@@ -52,20 +54,6 @@ class ShimDeviceTest {
       conn.close();
     }
     listener.close();
-  }
-
-  interface IoSupplier<T> {
-    T get() throws Exception;
-  }
-
-  static <T> CompletableFuture<T> async(IoSupplier<T> s) {
-    return CompletableFuture.supplyAsync(() -> {
-      try {
-        return s.get();
-      } catch (Exception e) {
-        throw new CompletionException(e);
-      }
-    });
   }
 
   static Throwable failure(CompletableFuture<?> f) throws Exception {
