@@ -54,7 +54,7 @@ final class DemoCommand implements Callable<Integer> {
     out.println("   fsid " + image.fsid());
 
     out.println("2. a local backend: file://" + backend);
-    try (Stack stack = new Stack(work.resolve("serve"), "file://" + backend).withQuietLogFiles()) {
+    try (Stack stack = new Stack(work.resolve("serve"), "file://" + backend).withQuietLogFiles().childrenDieWithUs()) {
       out.println("3. holder, shim and daemon (logs in " + stack.dir.resolve("logs") + ")");
       stack.startHolder().startShim().startDaemon();
       Path mnt = Files.createDirectories(work.resolve("mnt"));

@@ -59,7 +59,21 @@ public final class Main implements Runnable {
     throw new CommandLine.ParameterException(spec.commandLine(), "a command is required");
   }
 
+  /** Set by 'up' and 'demo' for their children: they stop when it dies, even by SIGKILL. */
+  static final String DIE_WITH_PARENT = "LAZYPULL_DIE_WITH_PARENT";
+
   public static void main(String[] args) {
+    String parent = System.getenv(DIE_WITH_PARENT);
+    if (parent != null) {
+      try {
+        if (!io.lazypull.sys.Posix.dieWithParent(Integer.parseInt(parent), 15)) {
+          System.err.println("lazypull: the process that started this one (pid " + parent + ") is gone; exiting");
+          System.exit(1);
+        }
+      } catch (java.io.IOException | NumberFormatException e) {
+        System.err.println("lazypull: ignoring " + DIE_WITH_PARENT + "=" + parent + ": " + e.getMessage());
+      }
+    }
     System.exit(execute(args));
   }
 

@@ -52,6 +52,7 @@ final class Stack implements AutoCloseable {
   private Frontends frontend = Frontends.FUSE;
   private Path logs;
   private boolean quiet;
+  private boolean dieWithUs;
   Child holder;
   Child shim;
   Child daemon;
@@ -94,7 +95,20 @@ final class Stack implements AutoCloseable {
     return dir.resolve("logs").resolve(name + ".log");
   }
 
+  /**
+   * Children stop (SIGTERM) when this process dies, even by SIGKILL. Only for a process whose
+   * current thread lives as long as the stack (the kernel ties this to the starting thread):
+   * 'up' and 'demo' start and restart everything from their main thread.
+   */
+  Stack childrenDieWithUs() {
+    dieWithUs = true;
+    return this;
+  }
+
   private Child logged(Child c) {
+    if (dieWithUs) {
+      c.env(java.util.Map.of(Main.DIE_WITH_PARENT, Long.toString(ProcessHandle.current().pid())));
+    }
     if (logs == null) {
       return c;
     }

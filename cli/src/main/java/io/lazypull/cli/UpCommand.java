@@ -72,7 +72,7 @@ final class UpCommand implements Callable<Integer> {
     } else {
       chosen = Frontends.parse(frontend);
     }
-    Stack stack = new Stack(cacheDir, backend).frontend(chosen);
+    Stack stack = new Stack(cacheDir, backend).frontend(chosen).childrenDieWithUs();
     stack.daemonArgs.addAll(daemonArgs);
     if (domain != null) {
       stack.daemonArgs.addAll(List.of("--domain", domain + "=" + backend));

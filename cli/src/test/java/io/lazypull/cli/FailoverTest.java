@@ -120,22 +120,40 @@ class FailoverTest {
       // The daemon halts itself (as SIGKILL would) at these points of the request path.
       cluster.stack.env.put("LAZYPULL_CRASH_AT", "open:0.2,fetch:0.01,write:0.003");
       cluster.startHolder().startShim().startDaemon();
-      Path mnt = cluster.mount(image.fsid());
-      List<Process> readers = startReaders(mnt);
-      int restarts = 0;
-      while (readers.stream().anyMatch(Process::isAlive) && restarts < 300) {
-        if (!cluster.stack.daemon.isAlive()) {
-          restarts++;
-          cluster.stack.launchDaemon(); // the supervisor
+      // The supervisor runs from the start: a crash may come while the mount opens its blobs.
+      java.util.concurrent.atomic.AtomicInteger restarts = new java.util.concurrent.atomic.AtomicInteger();
+      java.util.concurrent.atomic.AtomicBoolean done = new java.util.concurrent.atomic.AtomicBoolean();
+      Thread supervisor = new Thread(() -> {
+        while (!done.get() && restarts.get() < 300) {
+          try {
+            if (!cluster.stack.daemon.isAlive()) {
+              restarts.incrementAndGet();
+              cluster.stack.launchDaemon();
+            }
+            Thread.sleep(50);
+          } catch (Exception e) {
+            return;
+          }
         }
-        Thread.sleep(50);
+      }, "supervisor");
+      supervisor.start();
+      List<Process> readers;
+      try {
+        Path mnt = cluster.mount(image.fsid());
+        readers = startReaders(mnt);
+        for (Process r : readers) {
+          r.waitFor();
+        }
+      } finally {
+        done.set(true);
+        supervisor.join();
       }
       assertReadersSucceeded(readers);
       String log = cluster.daemonLog();
       for (String point : List.of("OPEN", "FETCH", "WRITE")) {
         assertThat(log).as("crashed at " + point).contains("crash point " + point);
       }
-      System.err.println("FailoverTest(crash points): " + restarts + " crashes, every digest matched");
+      System.err.println("FailoverTest(crash points): " + restarts.get() + " crashes, every digest matched");
     }
   }
 

@@ -58,7 +58,7 @@ class UpCommandTest {
         assertThat(c.isAlive()).as("child %s stopped", c.pid()).isFalse();
       }
     } finally {
-      up.kill();
+      up.kill(); // SIGKILL: its children stop too (they asked the kernel for a signal when it dies)
       if (Mounts.isMountPoint(target)) {
         Mounts.umount(target, Mounts.MNT_DETACH);
       }
@@ -98,5 +98,33 @@ class UpCommandTest {
       Thread.sleep(100);
     }
     return Optional.empty();
+  }
+
+  @Test
+  void upKilledWithSigkill_itsChildrenStopToo() throws Exception {
+    Requirements.assumeFuse();
+    Path blobs = tmp.resolve("backend2");
+    MkfsResult image = Cluster.buildImage(JDK_LIB.resolve("security"), blobs, Layout.CHUNKED);
+    Path target = Files.createDirectories(tmp.resolve("mnt2"));
+    Path cache = tmp.resolve("cache2");
+    Child up = Child.lazypull("up", "256m", List.of("up", "--backend", "file://" + blobs, "--fsid", image.fsid(),
+        "--cache-dir", cache.toString(), target.toString())).start();
+    try {
+      Stack.await("the mount", () -> isErofs(target), up);
+      List<ProcessHandle> children = up.process().toHandle().children().toList();
+      assertThat(children).hasSize(3);
+      up.kill();
+      for (ProcessHandle c : children) {
+        c.onExit().get(30, TimeUnit.SECONDS);
+        assertThat(c.isAlive()).as("child %s stopped after up died", c.pid()).isFalse();
+      }
+    } finally {
+      if (Mounts.isMountPoint(target)) {
+        Mounts.umount(target, Mounts.MNT_DETACH);
+      }
+      if (Stack.isFuseMounted(cache.resolve("shim"))) {
+        Mounts.umount(cache.resolve("shim"), Mounts.MNT_DETACH);
+      }
+    }
   }
 }

@@ -68,6 +68,7 @@ final class LibC {
   // processes and limits
   static native int getpid();
   static native int getuid();
+  static native int getppid();
   static native int kill(int pid, int sig);
   static native int getrlimit(int resource, Pointer rlim);
   static native int setrlimit(int resource, Pointer rlim);

@@ -487,6 +487,18 @@ public final class Posix {
     return LibC.getpid();
   }
 
+  /**
+   * Asks the kernel to send {@code signal} to this process when its parent (precisely: the
+   * parent's thread that started it) exits, and returns false if the parent is not
+   * {@code expectedParent} any more (it died before the request took effect).
+   */
+  public static boolean dieWithParent(int expectedParent, int signal) throws ErrnoException {
+    if (LibC.prctl(1 /* PR_SET_PDEATHSIG */, signal, 0, 0, 0) < 0) {
+      throw new ErrnoException("prctl(PR_SET_PDEATHSIG)", Native.getLastError());
+    }
+    return LibC.getppid() == expectedParent;
+  }
+
   /** kill(2); returns false if the process does not exist (ESRCH). */
   public static boolean kill(int pid, int signal) throws ErrnoException {
     if (LibC.kill(pid, signal) < 0) {
