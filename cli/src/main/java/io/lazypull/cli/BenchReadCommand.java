@@ -109,10 +109,8 @@ final class BenchReadCommand implements Callable<Integer> {
         }
       }
     } finally {
-      if (Mounts.isMountPoint(mnt)) {
-        Mounts.umount(mnt, Mounts.MNT_DETACH);
-      }
-      Mounts.umount(bind, Mounts.MNT_DETACH);
+      Mounts.unmountOrDetach(mnt);
+      Mounts.unmountOrDetach(bind);
       if (s3 != null) {
         s3.close();
       }

@@ -228,14 +228,7 @@ final class Stack implements AutoCloseable {
 
   /** Unmounts {@code target} (lazily if it is busy). */
   void umount(Path target) throws IOException {
-    if (Mounts.isMountPoint(target)) {
-      try {
-        Mounts.umount(target, 0);
-      } catch (IOException e) {
-        log.warn("{} is busy ({}); detaching it lazily", target, e.getMessage());
-        Mounts.umount(target, Mounts.MNT_DETACH);
-      }
-    }
+    Mounts.unmountOrDetach(target);
     mounts.remove(target);
   }
 

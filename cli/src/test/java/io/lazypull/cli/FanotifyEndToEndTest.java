@@ -138,9 +138,7 @@ class FanotifyEndToEndTest {
         up.process().descendants().forEach(ProcessHandle::destroyForcibly);
       }
       up.kill();
-      if (Mounts.isMountPoint(target)) {
-        Mounts.umount(target, Mounts.MNT_DETACH);
-      }
+      Mounts.unmountOrDetach(target);
     }
   }
 

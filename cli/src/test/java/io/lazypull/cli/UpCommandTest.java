@@ -59,12 +59,8 @@ class UpCommandTest {
       }
     } finally {
       up.kill(); // SIGKILL: its children stop too (they asked the kernel for a signal when it dies)
-      if (Mounts.isMountPoint(target)) {
-        Mounts.umount(target, Mounts.MNT_DETACH);
-      }
-      if (Stack.isFuseMounted(cache.resolve("shim"))) {
-        Mounts.umount(cache.resolve("shim"), Mounts.MNT_DETACH);
-      }
+      Mounts.unmountOrDetach(target);
+      Mounts.unmountOrDetach(cache.resolve("shim"));
     }
   }
 
@@ -119,12 +115,8 @@ class UpCommandTest {
         assertThat(c.isAlive()).as("child %s stopped after up died", c.pid()).isFalse();
       }
     } finally {
-      if (Mounts.isMountPoint(target)) {
-        Mounts.umount(target, Mounts.MNT_DETACH);
-      }
-      if (Stack.isFuseMounted(cache.resolve("shim"))) {
-        Mounts.umount(cache.resolve("shim"), Mounts.MNT_DETACH);
-      }
+      Mounts.unmountOrDetach(target);
+      Mounts.unmountOrDetach(cache.resolve("shim"));
     }
   }
 }

@@ -250,11 +250,6 @@ public final class Daemon implements AutoCloseable {
     return metrics.snapshot();
   }
 
-  /** Number of cache objects currently open. */
-  public int openObjects() {
-    return objects.size();
-  }
-
   /**
    * Asks {@link #run()} to return after the request it is handling. Requests already read are
    * still answered (see {@link #close()}).

@@ -128,6 +128,24 @@ public final class Mounts {
     }
   }
 
+  /**
+   * Unmounts {@code target} if it is mounted; when it is busy (files open in it), detaches it
+   * instead (MNT_DETACH: gone from the tree now, cleaned up when the last user lets go).
+   *
+   * @return false if nothing was mounted there
+   */
+  public static boolean unmountOrDetach(Path target) throws IOException {
+    if (!isMountPoint(target)) {
+      return false;
+    }
+    try {
+      umount(target, 0);
+    } catch (ErrnoException e) {
+      umount(target, MNT_DETACH);
+    }
+    return true;
+  }
+
   /** True if {@code target} is a mount point in this mount namespace. */
   public static boolean isMountPoint(Path target) throws IOException {
     return mountInfo(target) != null;

@@ -37,8 +37,6 @@ public final class UnixSocket implements Closeable {
   private static final int SOCK_CLOEXEC = 02000000;
   private static final int SOL_SOCKET = 1;
   private static final int SO_PEERCRED = 17;
-  private static final int SO_SNDBUF = 7;
-  private static final int SO_RCVBUF = 8;
   private static final int SCM_RIGHTS = 1;
   private static final int MSG_DONTWAIT = 0x40;
   private static final int MSG_TRUNC = 0x20;
@@ -339,17 +337,6 @@ public final class UnixSocket implements Closeable {
         throw new ErrnoException("getsockopt(SO_PEERCRED)", Native.getLastError(), "fd " + fd);
       }
       return new PeerCredentials(cred.getInt(0), cred.getInt(4), cred.getInt(8));
-    }
-  }
-
-  /** Sets SO_SNDBUF and SO_RCVBUF (the kernel doubles the value for bookkeeping). */
-  public void setBufferSizes(int bytes) throws ErrnoException {
-    try (Memory v = new Memory(4)) {
-      v.setInt(0, bytes);
-      if (LibC.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, v, 4) < 0
-          || LibC.setsockopt(fd, SOL_SOCKET, SO_RCVBUF, v, 4) < 0) {
-        throw new ErrnoException("setsockopt(SO_SNDBUF/SO_RCVBUF)", Native.getLastError(), "fd " + fd);
-      }
     }
   }
 

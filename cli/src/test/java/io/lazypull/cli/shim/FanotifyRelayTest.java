@@ -79,13 +79,7 @@ class FanotifyRelayTest {
   }
 
   void down() throws IOException {
-    if (Mounts.isMountPoint(target)) {
-      try {
-        Mounts.umount(target, 0);
-      } catch (ErrnoException e) {
-        Mounts.umount(target, Mounts.MNT_DETACH);
-      }
-    }
+    Mounts.unmountOrDetach(target);
     if (daemon != null) {
       daemon.close();
       assertThat(daemon.error).as("daemon error").isNull();

@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 
 import io.lazypull.daemon.shim.ShimDevice;
 import io.lazypull.shim.fuse.FuseShim;
-import io.lazypull.sys.ErrnoException;
 import io.lazypull.sys.Mounts;
 import io.lazypull.testing.Requirements;
 import java.io.IOException;
@@ -78,12 +77,8 @@ class ShimFuseTest {
 
   /** EROFS first, then the daemon and the shim. */
   void down() throws IOException {
-    if (Files.isDirectory(target) && Mounts.isMountPoint(target)) {
-      try {
-        Mounts.umount(target, 0);
-      } catch (ErrnoException e) {
-        Mounts.umount(target, Mounts.MNT_DETACH);
-      }
+    if (Files.isDirectory(target)) {
+      Mounts.unmountOrDetach(target);
     }
     if (daemon != null) {
       daemon.close();
