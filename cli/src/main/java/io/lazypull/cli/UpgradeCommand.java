@@ -1,8 +1,11 @@
 package io.lazypull.cli;
 
 import io.lazypull.daemon.failover.HolderClient;
+import java.io.IOException;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -14,14 +17,17 @@ import picocli.CommandLine.Option;
       "starts up, connects its backends and waits. This command then asks the active",
       "daemon (through the holder) to stop reading, answer everything it already read,",
       "close its objects and exit; the standby takes the device at once and writes",
-      "'restore'. Readers see a short stall, not an error.",
+      "'restore'. Readers see a short stall, not an error. It returns once the standby",
+      "has taken over, and prints its pid.",
     })
 final class UpgradeCommand implements Callable<Integer> {
+  private static final Pattern ACTIVE = Pattern.compile("active=(\\d+)");
+
   @Option(names = "--holder", required = true, paramLabel = "PATH", description = "The holder's socket.")
   Path holder;
 
   @Option(names = "--wait", paramLabel = "SECONDS", defaultValue = "60",
-      description = "Wait this long for a standby to be ready (default: ${DEFAULT-VALUE}).")
+      description = "Wait this long for a standby, and for the take-over (default: ${DEFAULT-VALUE}).")
   int waitSeconds;
 
   @Override
@@ -31,9 +37,30 @@ final class UpgradeCommand implements Callable<Integer> {
       while (!client.status().matches(".*waiting=[1-9].*") && System.nanoTime() < deadline) {
         Thread.sleep(100); // the standby's JVM is still starting
       }
-      int pid = client.upgrade();
-      System.out.println("asked daemon pid " + pid + " to hand over to the standby");
+      int old = client.upgrade();
+      System.out.println("asked daemon pid " + old + " to hand over to the standby");
+      // It answers what it already read, closes its objects and lets go; then the standby
+      // takes the device. Report the outcome, not just the request.
+      deadline = System.nanoTime() + waitSeconds * 1_000_000_000L;
+      String status = client.status();
+      while (activePid(status) == old && System.nanoTime() < deadline) {
+        Thread.sleep(50);
+        status = client.status();
+      }
+      int now = activePid(status);
+      if (now == old) {
+        throw new IOException("daemon pid " + old + " has not handed over within " + waitSeconds
+            + " s (" + status + ")");
+      }
+      System.out.println(now > 0 ? "daemon pid " + now + " took over from pid " + old
+          : "daemon pid " + old + " let go; no daemon holds the device yet (" + status + ")");
     }
     return 0;
+  }
+
+  /** The active pid in the holder's STATUS line, or -1 if none. */
+  static int activePid(String status) {
+    Matcher m = ACTIVE.matcher(status);
+    return m.find() ? Integer.parseInt(m.group(1)) : -1;
   }
 }

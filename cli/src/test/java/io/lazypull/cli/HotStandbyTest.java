@@ -2,15 +2,19 @@ package io.lazypull.cli;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import io.lazypull.daemon.failover.HolderClient;
 import io.lazypull.erofs.Layout;
 import io.lazypull.erofs.MkfsResult;
 import io.lazypull.testing.Requirements;
+import java.io.PrintWriter;
+import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import picocli.CommandLine;
 
 /**
  * A standby daemon, started and waiting on the holder, takes over when the active one is
@@ -49,7 +53,7 @@ class HotStandbyTest {
 
       // 1. Upgrade: a standby waits; 'lazypull upgrade' hands the device over without a kill.
       Child standby = cluster.stack.startStandby();
-      assertThat(Main.execute("upgrade", "--holder", cluster.stack.holderSock.toString())).isZero();
+      upgrade(cluster, active);
       assertThat(active.process().waitFor(60, TimeUnit.SECONDS)).as("the old daemon exits").isTrue();
       assertThat(active.exitValue()).as("and it exits cleanly").isZero();
 
@@ -67,6 +71,24 @@ class HotStandbyTest {
       assertThat(log).contains("hand-over requested");
       assertThat(log.split("took over the device", -1).length - 1).as("two take-overs").isEqualTo(2);
       cluster.stack.daemon = standby2; // stopped with the cluster
+    }
+  }
+
+  /** Runs 'lazypull upgrade'; if it fails, the failure says what the holder and the daemons saw. */
+  private static void upgrade(Cluster cluster, Child active) throws Exception {
+    StringWriter err = new StringWriter();
+    CommandLine cl = Main.newCommandLine();
+    cl.setErr(new PrintWriter(err));
+    int rc = cl.execute("upgrade", "--holder", cluster.stack.holderSock.toString());
+    if (rc != 0) {
+      String status;
+      try (HolderClient c = HolderClient.connect(cluster.stack.holderSock)) {
+        status = c.status();
+      }
+      List<String> log = cluster.daemonLog().lines().toList();
+      assertThat(rc).as("upgrade said: %s; holder now: %s; the old daemon %s; daemon log tail:%n%s", err, status,
+          active.isAlive() ? "runs" : "exited " + active.exitValue(),
+          String.join("\n", log.subList(Math.max(0, log.size() - 40), log.size()))).isZero();
     }
   }
 }

@@ -21,7 +21,10 @@ public final class HolderClient implements AutoCloseable {
   private final Path path;
   private final UnixSocket socket;
   private final LinkedBlockingQueue<HolderProtocol.Line> replies = new LinkedBlockingQueue<>();
-  private volatile Runnable onHandover = () -> log.warn("HANDOVER requested but no handler is set");
+  private final Object handoverLock = new Object();
+  // guarded by handoverLock: a HANDOVER that came before its handler waits for it
+  private Runnable onHandover;
+  private boolean handoverPending;
   private Thread reader;
 
   private HolderClient(Path path, UnixSocket socket) {
@@ -104,9 +107,33 @@ public final class HolderClient implements AutoCloseable {
     return awaitReply(REPLY_TIMEOUT_SECONDS * 1000L).text();
   }
 
-  /** What to do when the holder asks this (active) daemon to hand over (an upgrade). */
+  /**
+   * What to do when the holder asks this (active) daemon to hand over (an upgrade). A request
+   * that arrived before the handler was set (an upgrade right after the take-over) runs it now.
+   */
   public void onHandover(Runnable handler) {
-    this.onHandover = handler;
+    boolean pending;
+    synchronized (handoverLock) {
+      onHandover = handler;
+      pending = handoverPending;
+      handoverPending = false;
+    }
+    if (pending) {
+      handler.run();
+    }
+  }
+
+  private void handoverRequested() {
+    Runnable handler;
+    synchronized (handoverLock) {
+      handler = onHandover;
+      handoverPending = handler == null;
+    }
+    if (handler != null) {
+      handler.run();
+    } else {
+      log.info("hand-over requested before the daemon serves; it runs once the daemon is ready");
+    }
   }
 
   private void expectOk(String what) throws IOException {
@@ -142,7 +169,7 @@ public final class HolderClient implements AutoCloseable {
         HolderProtocol.Line l;
         while ((l = HolderProtocol.receive(socket)) != null) {
           if (l.text().equals("HANDOVER")) {
-            onHandover.run();
+            handoverRequested();
           } else {
             replies.add(l);
           }

@@ -223,7 +223,16 @@ public final class HolderServer implements AutoCloseable {
           HolderProtocol.send(socket, "ERR no standby daemon is waiting (start one with 'lazypull daemon --standby')");
         } else {
           log.info("upgrade: asking pid {} to hand over to pid {}", lease.pid, waiting.peek().pid);
-          HolderProtocol.send(lease.socket, "HANDOVER");
+          try {
+            HolderProtocol.send(lease.socket, "HANDOVER");
+          } catch (ErrnoException e) {
+            // Its lease connection is closed: it is dying, and the standby gets the device once
+            // it has exited. Say so; the asker's connection is not at fault.
+            log.info("upgrade: pid {} is already going away ({})", lease.pid, e.getMessage());
+            HolderProtocol.send(socket, "ERR the active daemon (pid " + lease.pid
+                + ") is already going away; the standby takes over once it has exited");
+            return;
+          }
           HolderProtocol.send(socket, "OK " + lease.pid);
         }
       }

@@ -142,6 +142,36 @@ class HolderServerTest {
   }
 
   @Test
+  void handoverBeforeTheHandlerIsSet_runsItWhenSet() throws Exception {
+    HolderClient active = HolderClient.connect(sock);
+    active.take(0);
+    UnixSocket[] dev = device();
+    active.put(dev[0].fd());
+    HolderClient standby = HolderClient.connect(sock);
+    CompletableFuture<OptionalInt> granted = CompletableFuture.supplyAsync(() -> {
+      try {
+        return standby.take(-1);
+      } catch (Exception e) {
+        throw new RuntimeException(e);
+      }
+    });
+    HolderClient admin = HolderClient.connect(sock);
+    for (int i = 0; i < 100 && !admin.status().contains("waiting=1"); i++) {
+      Thread.sleep(20);
+    }
+    admin.upgrade(); // the active daemon has not set its handler yet (still starting to serve)
+    Thread.sleep(200);
+    CountDownLatch handover = new CountDownLatch(1);
+    active.onHandover(handover::countDown);
+    assertThat(handover.await(5, TimeUnit.SECONDS)).as("the early request is not lost").isTrue();
+    active.release();
+    active.close();
+    assertThat(granted.get(10, TimeUnit.SECONDS)).isPresent();
+    standby.close();
+    admin.close();
+  }
+
+  @Test
   void holderGone_deviceCopyClosed() throws Exception {
     UnixSocket[] dev = device();
     HolderClient a = HolderClient.connect(sock);
