@@ -7,7 +7,6 @@ import java.io.Closeable;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
-import java.util.concurrent.atomic.AtomicBoolean;
 
 /**
  * An AF_UNIX socket on a raw fd, with file-descriptor passing (SCM_RIGHTS) and peer
@@ -17,7 +16,11 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * exactly one message, as a read of /dev/cachefiles does. Received fds are close-on-exec.
  *
  * <p>Closing: {@link #close()} shuts the socket down first, which wakes a thread blocked in
- * {@link #receive} or {@link #accept} (a plain close(2) would not).
+ * {@link #receive} or {@link #accept} (a plain close(2) would not). The fd number itself is
+ * freed only once no thread is inside a call on it: freed at once, the number could be reused
+ * by the next socket this process opens, and a reader thread that was about to call recvmsg
+ * on the old socket would read (steal) the new socket's messages. Java's own channels guard
+ * their fds the same way.
  */
 public final class UnixSocket implements Closeable {
   /** Socket types (SOCK_STREAM, SOCK_SEQPACKET). */
@@ -50,7 +53,11 @@ public final class UnixSocket implements Closeable {
 
   private final int fd;
   private final Type type;
-  private final AtomicBoolean closed = new AtomicBoolean();
+  private final Object state = new Object();
+  // guarded by state
+  private boolean closed;
+  private int users; // threads inside a syscall on fd
+  private boolean fdClosed;
 
   private UnixSocket(int fd, Type type) {
     this.fd = fd;
@@ -125,17 +132,54 @@ public final class UnixSocket implements Closeable {
   /** Blocks until a peer connects; returns null once this socket has been closed. */
   public UnixSocket accept() throws ErrnoException {
     while (true) {
-      int c = LibC.accept4(fd, null, null, SOCK_CLOEXEC);
+      synchronized (state) {
+        if (closed) {
+          return null;
+        }
+        users++;
+      }
+      int c;
+      int errno;
+      try {
+        c = LibC.accept4(fd, null, null, SOCK_CLOEXEC);
+        errno = c < 0 ? Native.getLastError() : 0;
+      } finally {
+        leave();
+      }
       if (c >= 0) {
         return new UnixSocket(c, type);
       }
-      int errno = Native.getLastError();
-      if (closed.get()) {
+      if (isClosed()) {
         return null;
       }
       if (errno != Errno.EINTR && errno != 103 /* ECONNABORTED */) {
         throw new ErrnoException("accept", errno, "fd " + fd);
       }
+    }
+  }
+
+  /** Marks a call on fd as started; fails with EBADF once the socket is closed. */
+  private void enter(String op) throws ErrnoException {
+    synchronized (state) {
+      if (closed) {
+        throw new ErrnoException(op, Errno.EBADF, "socket fd " + fd + " is closed");
+      }
+      users++;
+    }
+  }
+
+  /** Marks a call on fd as ended; the last one out after a close frees the fd number. */
+  private void leave() {
+    synchronized (state) {
+      users--;
+      closeFdIfUnusedLocked();
+    }
+  }
+
+  private void closeFdIfUnusedLocked() {
+    if (closed && users == 0 && !fdClosed) {
+      fdClosed = true;
+      Posix.closeQuietly(fd);
     }
   }
 
@@ -148,7 +192,9 @@ public final class UnixSocket implements Closeable {
   }
 
   public boolean isClosed() {
-    return closed.get();
+    synchronized (state) {
+      return closed;
+    }
   }
 
   /**
@@ -207,12 +253,19 @@ public final class UnixSocket implements Closeable {
         msg.setLong(40, ctlSpace);
       }
       while (true) {
-        long n = LibC.sendmsg(fd, msg, flags | MSG_NOSIGNAL);
+        long n;
+        int errno;
+        enter("sendmsg");
+        try {
+          n = LibC.sendmsg(fd, msg, flags | MSG_NOSIGNAL);
+          errno = n < 0 ? Native.getLastError() : 0;
+        } finally {
+          leave();
+        }
         if (n >= 0) {
           data.position(data.position() + (int) n);
           return (int) n;
         }
-        int errno = Native.getLastError();
         if (errno != Errno.EINTR) {
           throw new ErrnoException("sendmsg", errno, "fd " + fd);
         }
@@ -265,12 +318,18 @@ public final class UnixSocket implements Closeable {
       msg.setLong(40, ctlSpace);
       long n;
       while (true) {
-        // MSG_TRUNC in the flags argument makes a SEQPACKET recv return the real datagram size.
-        n = LibC.recvmsg(fd, msg, flags | MSG_CMSG_CLOEXEC | (type == Type.SEQPACKET ? MSG_TRUNC : 0));
+        int errno;
+        enter("recvmsg");
+        try {
+          // MSG_TRUNC in the flags argument makes a SEQPACKET recv return the real datagram size.
+          n = LibC.recvmsg(fd, msg, flags | MSG_CMSG_CLOEXEC | (type == Type.SEQPACKET ? MSG_TRUNC : 0));
+          errno = n < 0 ? Native.getLastError() : 0;
+        } finally {
+          leave();
+        }
         if (n >= 0) {
           break;
         }
-        int errno = Native.getLastError();
         if (errno == Errno.EAGAIN && (flags & MSG_DONTWAIT) != 0) {
           return null;
         }
@@ -331,19 +390,24 @@ public final class UnixSocket implements Closeable {
   public record PeerCredentials(int pid, int uid, int gid) {}
 
   public PeerCredentials peerCredentials() throws ErrnoException {
+    enter("getsockopt(SO_PEERCRED)");
     try (Memory cred = new Memory(12); Memory len = new Memory(4)) {
       len.setInt(0, 12);
       if (LibC.getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, len) < 0) {
         throw new ErrnoException("getsockopt(SO_PEERCRED)", Native.getLastError(), "fd " + fd);
       }
       return new PeerCredentials(cred.getInt(0), cred.getInt(4), cred.getInt(8));
+    } finally {
+      leave();
     }
   }
 
   /** Wakes blocked receivers (they see EOF) without releasing the fd number yet. */
   public void shutdown() {
-    if (!closed.get()) {
-      LibC.shutdown(fd, SHUT_RDWR);
+    synchronized (state) {
+      if (!closed) {
+        LibC.shutdown(fd, SHUT_RDWR);
+      }
     }
   }
 
@@ -353,17 +417,23 @@ public final class UnixSocket implements Closeable {
    * socket; {@link #close()} would tear the connection down for every holder.
    */
   public void release() {
-    if (closed.compareAndSet(false, true)) {
-      Posix.closeQuietly(fd);
+    synchronized (state) {
+      if (!closed) {
+        closed = true;
+        closeFdIfUnusedLocked();
+      }
     }
   }
 
   /** Shuts the socket down (waking blocked threads, ending the connection for every copy) and closes it. */
   @Override
   public void close() {
-    if (closed.compareAndSet(false, true)) {
-      LibC.shutdown(fd, SHUT_RDWR);
-      Posix.closeQuietly(fd);
+    synchronized (state) {
+      if (!closed) {
+        closed = true;
+        LibC.shutdown(fd, SHUT_RDWR);
+        closeFdIfUnusedLocked();
+      }
     }
   }
 
@@ -403,6 +473,6 @@ public final class UnixSocket implements Closeable {
 
   @Override
   public String toString() {
-    return "UnixSocket{fd=" + fd + ", " + type + (closed.get() ? ", closed" : "") + "}";
+    return "UnixSocket{fd=" + fd + ", " + type + (isClosed() ? ", closed" : "") + "}";
   }
 }

@@ -118,6 +118,33 @@ class UnixSocketTest {
     assertThat(accepted.get(10, TimeUnit.SECONDS)).isNull();
   }
 
+  /**
+   * The fd number stays ours while a thread is inside a call on it: freed at once, the next
+   * socket could get the same number and the old reader would steal its messages.
+   */
+  @Test
+  void release_whileAThreadReceives_freesTheFdNumberOnlyWhenItLeaves() throws Exception {
+    UnixSocket[] p = UnixSocket.pair(UnixSocket.Type.SEQPACKET);
+    int fd = p[0].fd();
+    CompletableFuture<String> got = CompletableFuture.supplyAsync(() -> {
+      try {
+        ByteBuffer buf = ByteBuffer.allocate(16);
+        p[0].receive(buf);
+        return text(buf);
+      } catch (ErrnoException e) {
+        throw new RuntimeException(e);
+      }
+    });
+    Thread.sleep(200); // the reader is inside recvmsg now
+    p[0].release();
+    assertThat(Posix.isOpen(fd)).as("the number is not free while the reader uses it").isTrue();
+    p[1].send(text("late"));
+    assertThat(got.get(10, TimeUnit.SECONDS)).isEqualTo("late");
+    assertThat(Posix.isOpen(fd)).as("freed once the reader left").isFalse();
+    assertThatThrownBy(() -> p[0].receive(ByteBuffer.allocate(4))).hasMessageContaining("EBADF");
+    p[1].close();
+  }
+
   @Test
   void connect_missingPath_namesThePath() {
     assertThatThrownBy(() -> UnixSocket.connect(tmp.resolve("nope"), UnixSocket.Type.SEQPACKET))
