@@ -136,6 +136,7 @@ public final class KernelVmCheck {
       props.setProperty("maker", maker);
       // mkfs.erofs 1.5 leaves the device tag empty: name the cookie with device=.
       props.setProperty("mount", "fsid=" + fsid + (i == 0 ? ",device=" + blobId : ""));
+      props.setProperty("device-tagged", Boolean.toString(i != 0));
       try (var w = Files.newBufferedWriter(imagesDir.resolve(i + ".properties"))) {
         props.store(w, "image " + i);
       }
@@ -390,9 +391,17 @@ public final class KernelVmCheck {
       List<String> expected = Files.readAllLines(work.resolve("images/" + i + ".manifest"));
       Path mnt = Files.createDirectories(runDir.resolve("mnt/" + i));
       long t0 = System.nanoTime();
-      Mounts.mount("none", mnt.toString(), "erofs", Mounts.MS_RDONLY, data);
-      log("image " + i + " (" + props.getProperty("maker") + "): mount -t erofs none -o " + data + " " + mnt
-          + (kill ? "; reading with kills" : "; reading"));
+      // Images made by lazypull are mounted the way users do, with 'lazypull mount' (fscache
+      // mode); mkfs.erofs 1.5's untagged image needs device=, which only mount(2) can say.
+      boolean viaCli = props.getProperty("device-tagged", "false").equals("true");
+      if (viaCli) {
+        cli(List.of("mount", "--frontend", "kernel", "--fsid", props.getProperty("fsid"), mnt.toString()), "mount-" + i);
+      } else {
+        Mounts.mount("none", mnt.toString(), "erofs", Mounts.MS_RDONLY, data);
+      }
+      log("image " + i + " (" + props.getProperty("maker") + "): "
+          + (viaCli ? "lazypull mount --frontend kernel --fsid " + props.getProperty("fsid") : "mount -t erofs none -o " + data)
+          + " " + mnt + (kill ? "; reading with kills" : "; reading"));
       int killsBefore = kills;
       AtomicReference<List<String>> actual = new AtomicReference<>();
       AtomicReference<Throwable> readError = new AtomicReference<>();
@@ -423,8 +432,28 @@ public final class KernelVmCheck {
       digests += files;
       log(String.format("image %d: %d entries, %d file digests match the source (%d kills, %.1f s)", i,
           expected.size(), files, kills - killsBefore, (System.nanoTime() - t0) / 1e9));
-      Mounts.umount(mnt, 0);
+      if (viaCli) {
+        cli(List.of("umount", mnt.toString()), "umount-" + i);
+      } else {
+        Mounts.umount(mnt, 0);
+      }
       return null;
+    }
+
+    /** Runs 'lazypull ARGS' to completion, its output in logs/NAME.log; fails on a non-zero exit. */
+    private void cli(List<String> args, String name) throws IOException, InterruptedException {
+      List<String> cmd = new ArrayList<>(lazypull);
+      cmd.addAll(args);
+      Path out = logs.resolve(name + ".log");
+      Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(out.toFile()).start();
+      if (!p.waitFor(120, TimeUnit.SECONDS)) {
+        p.destroyForcibly();
+        throw new IOException("lazypull " + String.join(" ", args) + " did not finish within 120 s");
+      }
+      if (p.exitValue() != 0) {
+        throw new IOException("lazypull " + String.join(" ", args) + " failed (" + p.exitValue() + "): "
+            + Files.readString(out).strip());
+      }
     }
 
     private static String compare(List<String> expected, List<String> actual) {
