@@ -23,19 +23,20 @@ import picocli.CommandLine.Option;
  * How long reads stall when the daemon dies: readers read random 128 KiB ranges of a large
  * image (cold: every range is fetched), while the daemon is SIGKILLed again and again. After a
  * kill a new daemon either starts cold (a supervisor runs the same command; the stall includes
- * a JVM start) or a standby that was already started takes over. The two alternate, kill by
- * kill, on the same mount.
+ * a JVM start), starts cold with a class-data archive ({@link Cds}), or a standby that was
+ * already started takes over. The three rotate, kill by kill, on the same mount.
  */
 @Command(name = "failover", mixinStandardHelpOptions = true,
     description = {
-      "Read stalls around daemon kills: cold restart against hot standby.",
+      "Read stalls around daemon kills: cold restart (with and without CDS) against hot standby.",
       "Readers read random ranges of a big image (cold) while the daemon is SIGKILLed every",
-      "--interval-ms; kills alternate between a cold restart and a take-over by a waiting",
+      "--interval-ms; kills rotate between a cold restart, a cold restart whose JVM maps a",
+      "class-data archive (AppCDS, as the launcher sets up), and a take-over by a waiting",
       "standby. Prints per-read latency (p50/p99/max) for reads in flight at or started",
       "within 2 s after a kill, per kill stall (the longest such read), and a baseline.",
     })
 final class BenchFailoverCommand implements Callable<Integer> {
-  @Option(names = "--size-mib", defaultValue = "1024", description = "Image size (default: ${DEFAULT-VALUE}).")
+  @Option(names = "--size-mib", defaultValue = "1536", description = "Image size (default: ${DEFAULT-VALUE}).")
   int sizeMib;
 
   @Option(names = "--kills", defaultValue = "10", description = "Kills per mode (default: ${DEFAULT-VALUE}).")
@@ -85,7 +86,10 @@ final class BenchFailoverCommand implements Callable<Integer> {
     Files.copy(meta, backend.resolve(image.fsid()), StandardCopyOption.REPLACE_EXISTING);
     BenchReadCommand.run("rm", "-rf", src.toString());
 
+    // The archive for this class path, made here so that both cold modes start the same jar.
+    Path cds = Cds.dump(work.resolve("lazypull.jsa"));
     List<Long> coldKills = new ArrayList<>();
+    List<Long> cdsKills = new ArrayList<>();
     List<Long> hotKills = new ArrayList<>();
     ConcurrentLinkedQueue<Sample> samples = new ConcurrentLinkedQueue<>();
     try (Stack stack = new Stack(work.resolve("serve"), "file://" + backend).withQuietLogFiles()) {
@@ -109,18 +113,19 @@ final class BenchFailoverCommand implements Callable<Integer> {
         t.start();
         threads.add(t);
       }
-      for (int k = 0; k < 2 * kills; k++) {
-        boolean hot = k % 2 == 1;
-        Child standby = hot ? stack.startStandby() : null;
+      for (int k = 0; k < 3 * kills; k++) {
+        int mode = k % 3; // 0: cold restart, 1: cold restart with class-data sharing, 2: standby
+        Child standby = mode == 2 ? stack.startStandby() : null;
         Thread.sleep(intervalMs);
         long at = System.nanoTime();
         stack.daemon.kill();
-        if (hot) {
+        if (mode == 2) {
           stack.daemon = standby; // it takes over by itself
           hotKills.add(at);
         } else {
+          stack.daemonCds = mode == 1 ? cds : null;
           stack.launchDaemon(); // a supervisor starts the same command again
-          coldKills.add(at);
+          (mode == 1 ? cdsKills : coldKills).add(at);
         }
       }
       Thread.sleep(intervalMs);
@@ -137,8 +142,10 @@ final class BenchFailoverCommand implements Callable<Integer> {
         kills, intervalMs);
     out.printf("%n%-30s %8s %10s %10s %10s   %s%n", "reads", "count", "p50 ms", "p99 ms", "max ms", "per-kill stall p50 / max ms");
     row(out, "around a cold restart", all, coldKills);
+    row(out, "around a cold restart, CDS", all, cdsKills);
     row(out, "around a hot-standby takeover", all, hotKills);
     List<Long> kills = new ArrayList<>(coldKills);
+    kills.addAll(cdsKills);
     kills.addAll(hotKills);
     List<Double> base = new ArrayList<>();
     for (Sample s : all) {

@@ -29,10 +29,16 @@ final class Child implements AutoCloseable {
 
   /** {@code lazypull <args>} in a new JVM with heap {@code heap} (e.g. "256m"). */
   static Child lazypull(String name, String heap, List<String> args) {
+    return lazypull(name, heap, args, Cds.fromLauncher());
+  }
+
+  /** The same, mapping the class-data archive {@code cds} (none if null; see {@link Cds}). */
+  static Child lazypull(String name, String heap, List<String> args, java.nio.file.Path cds) {
     List<String> cmd = new ArrayList<>();
     cmd.add(ProcessHandle.current().info().command().orElse("java"));
     cmd.add("-Xmx" + heap);
     cmd.add("-XX:+UseSerialGC");
+    cmd.addAll(Cds.jvmOptions(cds));
     String jnaTmp = System.getProperty("jna.tmpdir");
     if (jnaTmp != null) {
       cmd.add("-Djna.tmpdir=" + jnaTmp);

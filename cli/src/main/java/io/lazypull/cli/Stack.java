@@ -48,6 +48,8 @@ final class Stack implements AutoCloseable {
   final Map<String, String> env = new HashMap<>();
   /** Extra daemon arguments (--fetch-size, --domain ...). */
   final List<String> daemonArgs = new ArrayList<>();
+  /** The class-data archive daemons start with (the launcher's by default; null: none). */
+  Path daemonCds = Cds.fromLauncher();
   private final List<Path> mounts = new ArrayList<>();
   private Frontends frontend = Frontends.FUSE;
   private Path logs;
@@ -163,7 +165,7 @@ final class Stack implements AutoCloseable {
       args.addAll(List.of("--cache-dir", dir.resolve("fscache").toString()));
     }
     args.addAll(daemonArgs);
-    daemon = logged(Child.lazypull("daemon", "384m", args)).env(env).start();
+    daemon = logged(Child.lazypull("daemon", "384m", args, daemonCds)).env(env).start();
     return daemon;
   }
 
@@ -178,7 +180,7 @@ final class Stack implements AutoCloseable {
     List<String> args = new ArrayList<>(List.of("daemon", "--device", "shim:" + shimSock, "--backend", backend,
         "--state-dir", state.toString(), "--stats-interval", "0", "--holder", holderSock.toString(), "--standby"));
     args.addAll(daemonArgs);
-    Child standby = logged(Child.lazypull("daemon", "384m", args)).env(env).start();
+    Child standby = logged(Child.lazypull("daemon", "384m", args, daemonCds)).env(env).start();
     try (HolderClient client = HolderClient.connect(holderSock)) {
       await("the standby", () -> {
         try {
