@@ -82,7 +82,9 @@ final class BenchFailoverCommand implements Callable<Integer> {
     }
     Path backend = Files.createDirectories(work.resolve("backend"));
     Path meta = work.resolve("meta.img");
-    MkfsResult image = Mkfs.builder().layout(Layout.CHUNKED).blobDir(backend).build().build(src, meta);
+    // Chunks (the unit of piece verification, so of every fetch) as small as the fetch size:
+    // otherwise one fetch fills a whole 1 MiB chunk and most later reads are warm.
+    MkfsResult image = Mkfs.builder().layout(Layout.CHUNKED).chunkSize(FETCH).blobDir(backend).build().build(src, meta);
     Files.copy(meta, backend.resolve(image.fsid()), StandardCopyOption.REPLACE_EXISTING);
     BenchReadCommand.run("rm", "-rf", src.toString());
 
@@ -115,6 +117,11 @@ final class BenchFailoverCommand implements Callable<Integer> {
       }
       for (int k = 0; k < 3 * kills; k++) {
         int mode = k % 3; // 0: cold restart, 1: cold restart with class-data sharing, 2: standby
+        if (k > 0 && mode != 0) {
+          // The restarted daemon serves before anything else starts: a standby's JVM start
+          // competing for the CPUs would lengthen the restart being measured.
+          Stack.await("daemon " + stack.daemonStarts, stack::daemonReady, stack.daemon);
+        }
         Child standby = mode == 2 ? stack.startStandby() : null;
         Thread.sleep(intervalMs);
         long at = System.nanoTime();
