@@ -117,8 +117,12 @@ class FailoverTest {
   void crashesInsideTheDaemon_duringOpenFetchAndBetweenWriteAndCompletion_readersNeverNotice() throws Exception {
     try (Cluster cluster = new Cluster(tmp.resolve("crash-points"), uri)) {
       cluster.stack.env.putAll(creds);
-      // The daemon halts itself (as SIGKILL would) at these points of the request path.
-      cluster.stack.env.put("LAZYPULL_CRASH_AT", "open:0.2,fetch:0.01,write:0.003");
+      // The daemon halts itself (as SIGKILL would) at these points of the request path: the
+      // first three daemons each at the first time they reach one point (so every point is
+      // hit, whatever the dice say), the rest at random ones.
+      List<String> schedule = List.of("open:1", "fetch:1", "write:1");
+      String random = "open:0.2,fetch:0.01,write:0.003";
+      cluster.stack.env.put("LAZYPULL_CRASH_AT", schedule.get(0));
       cluster.startHolder().startShim().startDaemon();
       // The supervisor runs from the start: a crash may come while the mount opens its blobs.
       java.util.concurrent.atomic.AtomicInteger restarts = new java.util.concurrent.atomic.AtomicInteger();
@@ -127,7 +131,8 @@ class FailoverTest {
         while (!done.get() && restarts.get() < 300) {
           try {
             if (!cluster.stack.daemon.isAlive()) {
-              restarts.incrementAndGet();
+              int n = restarts.incrementAndGet();
+              cluster.stack.env.put("LAZYPULL_CRASH_AT", n < schedule.size() ? schedule.get(n) : random);
               cluster.stack.launchDaemon();
             }
             Thread.sleep(50);
