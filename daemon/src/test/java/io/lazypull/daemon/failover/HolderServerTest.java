@@ -74,9 +74,11 @@ class HolderServerTest {
         throw new RuntimeException(e);
       }
     });
-    Thread.sleep(200);
-    assertThat(granted).isNotDone();
+    for (int i = 0; i < 500 && !a.status().contains("waiting=1"); i++) {
+      Thread.sleep(20); // the standby's TAKE is on its way
+    }
     assertThat(a.status()).contains("held=true").contains("waiting=1");
+    assertThat(granted).isNotDone();
 
     dev[0].release(); // the daemon's own fd goes away; the holder's copy keeps the device
     a.release();
