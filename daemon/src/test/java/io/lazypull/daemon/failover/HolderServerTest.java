@@ -50,6 +50,32 @@ class HolderServerTest {
     return UnixSocket.pair(UnixSocket.Type.SEQPACKET);
   }
 
+  /** A daemon that took the lease and stored {@code device} with the holder. */
+  private HolderClient activeDaemon(UnixSocket device) throws Exception {
+    HolderClient active = HolderClient.connect(sock);
+    active.take(0);
+    active.put(device.fd());
+    return active;
+  }
+
+  /** A standby's TAKE (waits without limit), answered when it gets the lease. */
+  private static CompletableFuture<OptionalInt> takeAsStandby(HolderClient standby) {
+    return CompletableFuture.supplyAsync(() -> {
+      try {
+        return standby.take(-1);
+      } catch (Exception e) {
+        throw new RuntimeException(e);
+      }
+    });
+  }
+
+  /** Waits (bounded) until the holder reports one waiting standby: its TAKE is on its way. */
+  private static void awaitOneWaiting(HolderClient client) throws Exception {
+    for (int i = 0; i < 500 && !client.status().contains("waiting=1"); i++) {
+      Thread.sleep(20);
+    }
+  }
+
   @Test
   void socketIsPrivate() throws Exception {
     assertThat(PosixFilePermissions.toString(Files.getPosixFilePermissions(sock))).isEqualTo("rw-------");
@@ -67,16 +93,8 @@ class HolderServerTest {
         .hasMessageContaining("pid " + ProcessHandle.current().pid());
 
     HolderClient standby = HolderClient.connect(sock);
-    CompletableFuture<OptionalInt> granted = CompletableFuture.supplyAsync(() -> {
-      try {
-        return standby.take(-1);
-      } catch (Exception e) {
-        throw new RuntimeException(e);
-      }
-    });
-    for (int i = 0; i < 500 && !a.status().contains("waiting=1"); i++) {
-      Thread.sleep(20); // the standby's TAKE is on its way
-    }
+    CompletableFuture<OptionalInt> granted = takeAsStandby(standby);
+    awaitOneWaiting(a);
     assertThat(a.status()).contains("held=true").contains("waiting=1");
     assertThat(granted).isNotDone();
 
@@ -113,10 +131,8 @@ class HolderServerTest {
 
   @Test
   void upgrade_sendsHandoverToTheActiveDaemon_onlyWithAStandby() throws Exception {
-    HolderClient active = HolderClient.connect(sock);
-    active.take(0);
     UnixSocket[] dev = device();
-    active.put(dev[0].fd());
+    HolderClient active = activeDaemon(dev[0]);
     CountDownLatch handover = new CountDownLatch(1);
     active.onHandover(handover::countDown);
 
@@ -124,16 +140,8 @@ class HolderServerTest {
     assertThatThrownBy(admin::upgrade).hasMessageContaining("no standby");
 
     HolderClient standby = HolderClient.connect(sock);
-    CompletableFuture<OptionalInt> granted = CompletableFuture.supplyAsync(() -> {
-      try {
-        return standby.take(-1);
-      } catch (Exception e) {
-        throw new RuntimeException(e);
-      }
-    });
-    for (int i = 0; i < 100 && !admin.status().contains("waiting=1"); i++) {
-      Thread.sleep(20);
-    }
+    CompletableFuture<OptionalInt> granted = takeAsStandby(standby);
+    awaitOneWaiting(admin);
     assertThat(admin.upgrade()).isEqualTo(ProcessHandle.current().pid());
     assertThat(handover.await(5, TimeUnit.SECONDS)).isTrue();
     active.release();
@@ -145,22 +153,12 @@ class HolderServerTest {
 
   @Test
   void handoverBeforeTheHandlerIsSet_runsItWhenSet() throws Exception {
-    HolderClient active = HolderClient.connect(sock);
-    active.take(0);
     UnixSocket[] dev = device();
-    active.put(dev[0].fd());
+    HolderClient active = activeDaemon(dev[0]);
     HolderClient standby = HolderClient.connect(sock);
-    CompletableFuture<OptionalInt> granted = CompletableFuture.supplyAsync(() -> {
-      try {
-        return standby.take(-1);
-      } catch (Exception e) {
-        throw new RuntimeException(e);
-      }
-    });
+    CompletableFuture<OptionalInt> granted = takeAsStandby(standby);
     HolderClient admin = HolderClient.connect(sock);
-    for (int i = 0; i < 100 && !admin.status().contains("waiting=1"); i++) {
-      Thread.sleep(20);
-    }
+    awaitOneWaiting(admin);
     admin.upgrade(); // the active daemon has not set its handler yet (still starting to serve)
     Thread.sleep(200);
     CountDownLatch handover = new CountDownLatch(1);
