@@ -53,8 +53,9 @@ final class Cds {
     try {
       List<String> cmd = new ArrayList<>();
       cmd.add(ProcessHandle.current().info().command().orElse("java"));
-      cmd.addAll(List.of("-XX:ArchiveClassesAtExit=" + tmp, "-Xlog:cds*=off", "-Xmx256m", "-XX:+UseSerialGC",
-          "-cp", System.getProperty("java.class.path"), Main.class.getName(),
+      cmd.addAll(List.of("-XX:ArchiveClassesAtExit=" + tmp, "-Xlog:cds*=off", "-Xmx256m", "-XX:+UseSerialGC"));
+      cmd.addAll(Child.nativeLibraryOptions());
+      cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName(),
           "daemon", "--device", "shim:" + scratch.resolve("no-shim.sock"), "--backend", scratch.toUri().toString(),
           "--state-dir", scratch.resolve("state").toString()));
       Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD)

@@ -39,15 +39,28 @@ final class Child implements AutoCloseable {
     cmd.add("-Xmx" + heap);
     cmd.add("-XX:+UseSerialGC");
     cmd.addAll(Cds.jvmOptions(cds));
-    String jnaTmp = System.getProperty("jna.tmpdir");
-    if (jnaTmp != null) {
-      cmd.add("-Djna.tmpdir=" + jnaTmp);
-    }
+    cmd.addAll(nativeLibraryOptions());
     cmd.add("-cp");
     cmd.add(System.getProperty("java.class.path"));
     cmd.add(Main.class.getName());
     cmd.addAll(args);
     return new Child(name, cmd);
+  }
+
+  /**
+   * Where this JVM unpacks native libraries (JNA, jffi for FUSE, zstd-jni), as options for a
+   * child JVM: the launcher chose a directory only this user can write, and a child that
+   * fell back to a default would not use it.
+   */
+  static List<String> nativeLibraryOptions() {
+    List<String> options = new ArrayList<>();
+    for (String property : List.of("jna.tmpdir", "jffi.extract.dir", "ZstdTempFolder")) {
+      String dir = System.getProperty(property);
+      if (dir != null) {
+        options.add("-D" + property + "=" + dir);
+      }
+    }
+    return options;
   }
 
   /** Adds environment variables for the child (e.g. backend credentials). */

@@ -57,7 +57,7 @@ class ShimCommandTest {
   Process shim(Path log) throws IOException {
     Process p = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
         "-Xmx128m", "-cp", System.getProperty("java.class.path"),
-        "-Djna.tmpdir=" + System.getProperty("jna.tmpdir", "/tmp"), Main.class.getName(), "shim",
+        "-Djna.tmpdir=" + System.getProperty("jna.tmpdir", "target/jna"), Main.class.getName(), "shim",
         "--mountpoint", tmp.resolve("mnt").toString(), "--cache-dir", tmp.resolve("cache").toString(),
         "--socket", tmp.resolve("run/dev.sock").toString())
         .redirectErrorStream(true).redirectOutput(log.toFile()).start();

@@ -182,7 +182,7 @@ class FuseShimTest {
     Path mp = tmp.resolve("mnt");
     Path sock = tmp.resolve("dev.sock");
     Process child = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-        "-cp", System.getProperty("java.class.path"), "-Djna.tmpdir=" + System.getProperty("jna.tmpdir", "/tmp"),
+        "-cp", System.getProperty("java.class.path"), "-Djna.tmpdir=" + System.getProperty("jna.tmpdir", "target/jna"),
         "-Xmx64m", ShimChild.class.getName(), mp.toString(), tmp.resolve("cache").toString(), sock.toString())
         .redirectErrorStream(true).start();
     try {
