@@ -45,8 +45,10 @@ import picocli.CommandLine.Option;
       "'lazypull mount --frontend fanotify --cache-dir DIR' asks it (control socket",
       "DIR/.relay.sock) for the meta blob, fetched whole, and the data blobs, sparse and",
       "marked, then mounts EROFS file-backed on them. Reads of cached data never leave",
-      "the kernel. It refuses to stop while such mounts exist (its group going away",
-      "would let their reads of holes through as zeros); see docs/fanotify.md.",
+      "the kernel. It needs a holder (--holder): the holder keeps a copy of its fanotify",
+      "group, so that if the relay dies, reads of data not fetched yet wait for a new",
+      "relay (which takes the group over) or get EIO, never the zeros of a sparse cache",
+      "file. It refuses to stop while such mounts exist; see docs/fanotify.md.",
     })
 final class ShimCommand implements Callable<Integer> {
   private static final Logger log = LoggerFactory.getLogger(ShimCommand.class);
@@ -70,6 +72,11 @@ final class ShimCommand implements Callable<Integer> {
       description = "The device socket the daemon connects to (mode 0600; a stale one is replaced).")
   Path socket;
 
+  @Option(names = "--holder", paramLabel = "PATH",
+      description = "The holder's socket ('lazypull holder --socket PATH'), which keeps the fanotify group"
+          + " across relay restarts (--frontend fanotify: required).")
+  Path holder;
+
   @Option(names = {"-o", "--fuse-option"}, paramLabel = "OPT[,OPT...]",
       description = "Extra FUSE mount options (repeatable), e.g. max_read=65536.")
   List<String> fuseOptions = new ArrayList<>();
@@ -91,6 +98,11 @@ final class ShimCommand implements Callable<Integer> {
           throw new picocli.CommandLine.ParameterException(spec.commandLine(),
               "--mountpoint, -o and --fuse-debug are FUSE options; --frontend fanotify mounts nothing");
         }
+        if (holder == null) {
+          throw new picocli.CommandLine.ParameterException(spec.commandLine(),
+              "--frontend fanotify needs --holder PATH (a 'lazypull holder'): without one, the relay's death would"
+                  + " let reads of data not fetched yet return zeros");
+        }
         return runFanotify();
       default:
         throw new picocli.CommandLine.ParameterException(spec.commandLine(),
@@ -105,7 +117,7 @@ final class ShimCommand implements Callable<Integer> {
       throw new IllegalStateException("fanotify pre-content events do not work here (" + why
           + "): use --frontend fuse");
     }
-    FanotifyRelay relay = FanotifyRelay.start(cacheDir, socket);
+    FanotifyRelay relay = FanotifyRelay.start(cacheDir, socket, holder);
     RelayStopper stopper = new RelayStopper(relay);
     stopper.install();
     log.info("relay ready: mount images with 'lazypull mount --frontend fanotify --cache-dir {}', serve them with"

@@ -59,6 +59,8 @@ final class Stack implements AutoCloseable {
   Child shim;
   Child daemon;
   int daemonStarts;
+  int daemonRestarts;
+  int relayRestarts;
 
   Stack(Path dir, String backend) throws IOException {
     this.dir = dir.toAbsolutePath();
@@ -130,8 +132,12 @@ final class Stack implements AutoCloseable {
       return this;
     }
     if (frontend == Frontends.FANOTIFY) {
+      if (holder == null || !holder.isAlive()) {
+        startHolder(); // it keeps the relay's fanotify group: without it a dead relay lets zeros through
+      }
       shim = logged(Child.lazypull("relay", "256m", List.of("shim", "--frontend", "fanotify",
-          "--cache-dir", cacheDir.toString(), "--socket", shimSock.toString()))).start();
+          "--cache-dir", cacheDir.toString(), "--socket", shimSock.toString(), "--holder", holderSock.toString())))
+          .start();
       await("the fanotify relay", this::relayListens, shim);
       return this;
     }
@@ -191,6 +197,39 @@ final class Stack implements AutoCloseable {
       }, standby);
     }
     return standby;
+  }
+
+  /**
+   * One look at the children, as a supervisor takes it: a dead daemon is started again (it takes
+   * the device back from the holder); a dead fanotify relay too (it takes its group back from the
+   * holder, and reads of data not cached wait for it), then the daemon, whose device went with the
+   * relay. Returns null, or why the stack cannot serve any more: the holder died, or the FUSE
+   * shim (its mount died with it).
+   */
+  String superviseOnce() throws Exception {
+    if (holder == null || !holder.isAlive()) {
+      return "the holder exited" + (holder == null ? "" : " (" + holder.exitValue() + ")");
+    }
+    if (shim != null && !shim.isAlive()) {
+      if (frontend != Frontends.FANOTIFY) {
+        return "the " + shim.name() + " exited (" + shim.exitValue() + ")";
+      }
+      relayRestarts++;
+      log.warn("the fanotify relay exited with {}; starting a new one, which takes the group over from the holder"
+          + " (restart {})", shim.exitValue(), relayRestarts);
+      if (daemon != null) {
+        daemon.kill(); // its device was the relay's socket
+      }
+      startShim();
+      launchDaemon();
+      return null;
+    }
+    if (daemon != null && !daemon.isAlive()) {
+      daemonRestarts++;
+      log.warn("daemon exited with {}; starting it again (restart {})", daemon.exitValue(), daemonRestarts);
+      launchDaemon();
+    }
+    return null;
   }
 
   /** True once the daemon started last serves. */

@@ -88,19 +88,14 @@ final class UpCommand implements Callable<Integer> {
     stack.mount(fsid, domain, target.toAbsolutePath());
     log.info("up: {} mounted on {}; Ctrl-C to unmount and stop", fsid, target);
 
-    // Supervise: a dead daemon is started again (it takes the device back from the holder);
-    // a dead holder or shim (relay) cannot be recovered from.
-    int restarts = 0;
+    // Supervise: a dead daemon is started again (it takes the device back from the holder), a
+    // dead fanotify relay too (it takes the group back); a dead holder or FUSE shim cannot be
+    // recovered from.
     while (!stopping) {
-      if (!stack.holder.isAlive() || (stack.shim != null && !stack.shim.isAlive())) {
-        Child dead = stack.holder.isAlive() ? stack.shim : stack.holder;
-        log.error("the {} exited ({}): the mount cannot be served any more; stopping", dead.name(), dead.exitValue());
+      String fatal = stack.superviseOnce();
+      if (fatal != null) {
+        log.error("{}: the mount cannot be served any more; stopping", fatal);
         return 1;
-      }
-      if (!stack.daemon.isAlive()) {
-        restarts++;
-        log.warn("daemon exited with {}; starting it again (restart {})", stack.daemon.exitValue(), restarts);
-        stack.launchDaemon();
       }
       Thread.sleep(100);
     }

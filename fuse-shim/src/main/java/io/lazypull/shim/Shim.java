@@ -89,6 +89,11 @@ public final class Shim implements Closeable {
     return store.root();
   }
 
+  /** The cache files. */
+  public CacheStore store() {
+    return store;
+  }
+
   /** The state machine, for diagnostics and tests. */
   public OndemandCache cache() {
     return cache;

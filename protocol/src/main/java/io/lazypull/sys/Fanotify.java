@@ -124,6 +124,33 @@ public final class Fanotify {
   }
 
   /**
+   * Answers {@code response} to every permission event that was read with an fd number below
+   * {@code limit} and not answered yet: those a dead listener had read. The kernel matches a
+   * response by the fd number the event was read with, not by the fd itself (measured: see
+   * docs/fanotify.md), so a listener's pending events outlive it, answerable by number. Only
+   * for a group no live process reads (another reader's events would be answered too). Returns
+   * how many events were answered.
+   */
+  public static int answerEveryFdBelow(int group, long limit, int response) throws ErrnoException {
+    int answered = 0;
+    try (com.sun.jna.Memory m = new com.sun.jna.Memory(8)) {
+      m.setInt(4, response);
+      for (int fd = 0; fd < limit; fd++) {
+        m.setInt(0, fd);
+        if (LibC.write(group, m, 8) == 8) {
+          answered++;
+          continue;
+        }
+        int errno = Native.getLastError();
+        if (errno != Errno.ENOENT) {
+          throw new ErrnoException("write(fanotify_response)", errno, "fd " + fd);
+        }
+      }
+    }
+    return answered;
+  }
+
+  /**
    * Whether pre-content events work here: a {@code FAN_CLASS_PRE_CONTENT} group (needs
    * CAP_SYS_ADMIN and CONFIG_FANOTIFY_ACCESS_PERMISSIONS) marks a scratch file in {@code dir}
    * with {@code FAN_PRE_ACCESS} (Linux 6.14+, and a filesystem that supports it). Returns null if

@@ -46,6 +46,8 @@ public final class Posix {
   public static final short POLLERR = 0x8;
   public static final short POLLHUP = 0x10;
   public static final short POLLNVAL = 0x20;
+  /** The peer of a stream or seqpacket socket shut down or closed its end. */
+  public static final short POLLRDHUP = 0x2000;
 
   public static final int EFD_CLOEXEC = 02000000;
   public static final int EFD_NONBLOCK = 04000;
@@ -477,6 +479,46 @@ public final class Posix {
       }
       return hard;
     }
+  }
+
+  /** The soft RLIMIT_NOFILE: every fd number this process can have is below it. */
+  public static long noFileLimit() throws ErrnoException {
+    try (Memory m = new Memory(16)) {
+      if (LibC.getrlimit(RLIMIT_NOFILE, m) < 0) {
+        throw new ErrnoException("getrlimit", Native.getLastError());
+      }
+      return m.getLong(0);
+    }
+  }
+
+  private static final int F_SETLEASE = 1024;
+  private static final int F_WRLCK = 1;
+  private static final int F_UNLCK = 2;
+  private static volatile boolean leaseSignalIgnored;
+
+  /**
+   * True if the file of {@code fd} (which must be open for writing) is open anywhere else: by
+   * any process, or by the kernel itself, such as a file-backed EROFS mount, also a lazily
+   * detached one, which no listing in /proc shows. The kernel grants a write lease only on a
+   * file nobody else has open (fcntl(2) F_SETLEASE); the lease is dropped at once. Another open
+   * racing with it would break the lease with SIGIO, whose default action kills: this process
+   * ignores SIGIO from the first call on. Other fds of the same open file (dup, SCM_RIGHTS)
+   * count as this one.
+   */
+  public static boolean openElsewhere(int fd) throws ErrnoException {
+    if (!leaseSignalIgnored) {
+      sun.misc.Signal.handle(new sun.misc.Signal("IO"), sun.misc.SignalHandler.SIG_IGN);
+      leaseSignalIgnored = true;
+    }
+    if (LibC.fcntl(fd, F_SETLEASE, F_WRLCK) == 0) {
+      LibC.fcntl(fd, F_SETLEASE, F_UNLCK);
+      return false;
+    }
+    int errno = Native.getLastError();
+    if (errno == Errno.EAGAIN || errno == Errno.EBUSY) {
+      return true;
+    }
+    throw new ErrnoException("fcntl(F_SETLEASE)", errno, "fd " + fd);
   }
 
   public static int getuid() {

@@ -1,5 +1,6 @@
 package io.lazypull.daemon.failover;
 
+import io.lazypull.protocol.HolderWire;
 import io.lazypull.sys.UnixSocket;
 import java.io.IOException;
 import java.nio.file.Path;
@@ -20,7 +21,7 @@ public final class HolderClient implements AutoCloseable {
 
   private final Path path;
   private final UnixSocket socket;
-  private final LinkedBlockingQueue<HolderProtocol.Line> replies = new LinkedBlockingQueue<>();
+  private final LinkedBlockingQueue<HolderWire.Line> replies = new LinkedBlockingQueue<>();
   private final Object handoverLock = new Object();
   // guarded by handoverLock: a HANDOVER that came before its handler waits for it
   private Runnable onHandover;
@@ -59,8 +60,8 @@ public final class HolderClient implements AutoCloseable {
    */
   public synchronized OptionalInt take(long waitMillis) throws IOException {
     startReader();
-    HolderProtocol.send(socket, "TAKE " + waitMillis);
-    HolderProtocol.Line reply = awaitReply(waitMillis < 0 ? Long.MAX_VALUE : waitMillis + 30_000);
+    HolderWire.send(socket, "TAKE " + waitMillis);
+    HolderWire.Line reply = awaitReply(waitMillis < 0 ? Long.MAX_VALUE : waitMillis + 30_000);
     switch (reply.word()) {
       case "FD":
         if (reply.fds().length != 1) {
@@ -80,21 +81,21 @@ public final class HolderClient implements AutoCloseable {
 
   /** Stores a freshly bound device with the holder (only the lease holder may). */
   public synchronized void put(int deviceFd) throws IOException {
-    HolderProtocol.send(socket, "PUT", deviceFd);
+    HolderWire.send(socket, "PUT", deviceFd);
     expectOk("PUT");
   }
 
   /** Tells the holder this daemon closed its objects: the next one may take over at once. */
   public synchronized void release() throws IOException {
-    HolderProtocol.send(socket, "RELEASE");
+    HolderWire.send(socket, "RELEASE");
     expectOk("RELEASE");
   }
 
   /** Asks the active daemon to hand over to a waiting standby; returns the active pid. */
   public synchronized int upgrade() throws IOException {
     startReader();
-    HolderProtocol.send(socket, "UPGRADE");
-    HolderProtocol.Line reply = awaitReply(REPLY_TIMEOUT_SECONDS * 1000L);
+    HolderWire.send(socket, "UPGRADE");
+    HolderWire.Line reply = awaitReply(REPLY_TIMEOUT_SECONDS * 1000L);
     if (!reply.word().equals("OK")) {
       throw new IOException("upgrade refused by holder " + path + ": " + reply.arg());
     }
@@ -103,7 +104,7 @@ public final class HolderClient implements AutoCloseable {
 
   public synchronized String status() throws IOException {
     startReader();
-    HolderProtocol.send(socket, "STATUS");
+    HolderWire.send(socket, "STATUS");
     return awaitReply(REPLY_TIMEOUT_SECONDS * 1000L).text();
   }
 
@@ -137,15 +138,15 @@ public final class HolderClient implements AutoCloseable {
   }
 
   private void expectOk(String what) throws IOException {
-    HolderProtocol.Line reply = awaitReply(REPLY_TIMEOUT_SECONDS * 1000L);
+    HolderWire.Line reply = awaitReply(REPLY_TIMEOUT_SECONDS * 1000L);
     if (!reply.word().equals("OK")) {
       throw new IOException(what + " refused by holder " + path + ": " + reply.arg());
     }
   }
 
-  private HolderProtocol.Line awaitReply(long millis) throws IOException {
+  private HolderWire.Line awaitReply(long millis) throws IOException {
     try {
-      HolderProtocol.Line l = replies.poll(millis, TimeUnit.MILLISECONDS);
+      HolderWire.Line l = replies.poll(millis, TimeUnit.MILLISECONDS);
       if (l == null) {
         throw new IOException("holder " + path + " did not answer within " + millis + " ms");
       }
@@ -166,8 +167,8 @@ public final class HolderClient implements AutoCloseable {
     }
     reader = new Thread(() -> {
       try {
-        HolderProtocol.Line l;
-        while ((l = HolderProtocol.receive(socket)) != null) {
+        HolderWire.Line l;
+        while ((l = HolderWire.receive(socket)) != null) {
           if (l.text().equals("HANDOVER")) {
             handoverRequested();
           } else {
@@ -177,7 +178,7 @@ public final class HolderClient implements AutoCloseable {
       } catch (IOException e) {
         log.debug("holder connection: {}", e.getMessage());
       }
-      replies.add(new HolderProtocol.Line("EOF", new int[0]));
+      replies.add(new HolderWire.Line("EOF", new int[0]));
     }, "holder-lease");
     reader.setDaemon(true);
     reader.start();

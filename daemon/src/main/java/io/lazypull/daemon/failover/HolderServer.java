@@ -1,5 +1,6 @@
 package io.lazypull.daemon.failover;
 
+import io.lazypull.protocol.HolderWire;
 import io.lazypull.sys.ErrnoException;
 import io.lazypull.sys.Posix;
 import io.lazypull.sys.UnixSocket;
@@ -37,15 +38,28 @@ public final class HolderServer implements AutoCloseable {
   private int deviceFd = -1;
   private Conn lease;
   private final Deque<Conn> waiting = new ArrayDeque<>();
+  private final GroupKeeper groupKeeper;
   private volatile boolean closed;
 
-  private HolderServer(Path path, UnixSocket listener) {
+  private HolderServer(Path path, UnixSocket listener, long relayGraceMillis) {
     this.path = path;
     this.listener = listener;
+    this.groupKeeper = new GroupKeeper(relayGraceMillis);
   }
+
+  /** How long reads wait for a new fanotify relay after one died, by default. */
+  public static final long RELAY_GRACE_MILLIS = 30_000;
 
   /** Listens on {@code path} (mode 0600). A stale socket file nobody listens on is replaced. */
   public static HolderServer listen(Path path) throws IOException {
+    return listen(path, RELAY_GRACE_MILLIS);
+  }
+
+  /**
+   * The same, with the time reads of a dead fanotify relay's mounts wait for a successor before
+   * they get EIO ({@link GroupKeeper}).
+   */
+  public static HolderServer listen(Path path, long relayGraceMillis) throws IOException {
     if (Files.exists(path)) {
       try (UnixSocket probe = UnixSocket.connect(path, UnixSocket.Type.SEQPACKET)) {
         throw new IOException("a holder is already listening on " + path);
@@ -55,7 +69,7 @@ public final class HolderServer implements AutoCloseable {
       }
     }
     Files.createDirectories(path.toAbsolutePath().getParent());
-    return new HolderServer(path, UnixSocket.listen(path, UnixSocket.Type.SEQPACKET, 0600, 16));
+    return new HolderServer(path, UnixSocket.listen(path, UnixSocket.Type.SEQPACKET, 0600, 16), relayGraceMillis);
   }
 
   /** Accepts connections until {@link #close()}; each connection is served by its own thread. */
@@ -92,11 +106,20 @@ public final class HolderServer implements AutoCloseable {
     }
   }
 
+  /**
+   * True while this holder keeps the fanotify group of a relay that died or stopped while a
+   * mount still used its cache files: stopping now would let reads of their holes return zeros.
+   */
+  public boolean guardsFanotifyGroup() {
+    return groupKeeper.guarding();
+  }
+
   /** Stops serving and closes the device fd: if no daemon has it open, the device dies. */
   @Override
   public void close() {
     closed = true;
     listener.close();
+    groupKeeper.close();
     synchronized (lock) {
       if (deviceFd >= 0) {
         Posix.closeQuietly(deviceFd);
@@ -122,8 +145,8 @@ public final class HolderServer implements AutoCloseable {
 
     void run() {
       try {
-        HolderProtocol.Line line;
-        while ((line = HolderProtocol.receive(socket)) != null) {
+        HolderWire.Line line;
+        while ((line = HolderWire.receive(socket)) != null) {
           handle(line);
         }
       } catch (IOException e) {
@@ -133,7 +156,7 @@ public final class HolderServer implements AutoCloseable {
       }
     }
 
-    void handle(HolderProtocol.Line line) throws IOException {
+    void handle(HolderWire.Line line) throws IOException {
       switch (line.word()) {
         case "TAKE" -> take(Long.parseLong(line.arg().isEmpty() ? "0" : line.arg()));
         case "PUT" -> put(line);
@@ -141,16 +164,17 @@ public final class HolderServer implements AutoCloseable {
           synchronized (lock) {
             released = true;
           }
-          HolderProtocol.send(socket, "OK");
+          HolderWire.send(socket, "OK");
         }
         case "UPGRADE" -> upgrade();
-        case "STATUS" -> HolderProtocol.send(socket, status());
+        case "STATUS" -> HolderWire.send(socket, status());
+        case "GROUP" -> groupKeeper.handle(this, pid, socket, line); // keeps or closes the fds
         default -> {
           line.closeFds();
-          HolderProtocol.send(socket, "ERR unknown command " + line.word());
+          HolderWire.send(socket, "ERR unknown command " + line.word());
         }
       }
-      if (!line.word().equals("PUT")) {
+      if (!line.word().equals("PUT") && !line.word().equals("GROUP")) {
         line.closeFds();
       }
     }
@@ -158,7 +182,7 @@ public final class HolderServer implements AutoCloseable {
     private void take(long waitMillis) throws IOException {
       synchronized (lock) {
         if (lease == this) {
-          HolderProtocol.send(socket, "ERR already holding the lease");
+          HolderWire.send(socket, "ERR already holding the lease");
           return;
         }
         waiting.add(this);
@@ -166,7 +190,7 @@ public final class HolderServer implements AutoCloseable {
         if (lease == this || waitMillis == 0) {
           if (lease != this) {
             waiting.remove(this);
-            HolderProtocol.send(socket, "BUSY " + lease.pid);
+            HolderWire.send(socket, "BUSY " + lease.pid);
           }
           return;
         }
@@ -182,7 +206,7 @@ public final class HolderServer implements AutoCloseable {
           synchronized (lock) {
             if (waiting.remove(this)) {
               try {
-                HolderProtocol.send(socket, "BUSY " + (lease == null ? 0 : lease.pid));
+                HolderWire.send(socket, "BUSY " + (lease == null ? 0 : lease.pid));
               } catch (ErrnoException e) {
                 log.debug("pid {}: {}", pid, e.getMessage());
               }
@@ -196,21 +220,21 @@ public final class HolderServer implements AutoCloseable {
       }
     }
 
-    private void put(HolderProtocol.Line line) throws IOException {
+    private void put(HolderWire.Line line) throws IOException {
       synchronized (lock) {
         if (line.fds().length != 1) {
           line.closeFds();
-          HolderProtocol.send(socket, "ERR PUT needs exactly one fd");
+          HolderWire.send(socket, "ERR PUT needs exactly one fd");
         } else if (lease != this) {
           line.closeFds();
-          HolderProtocol.send(socket, "ERR only the active daemon may store the device");
+          HolderWire.send(socket, "ERR only the active daemon may store the device");
         } else if (deviceFd >= 0) {
           line.closeFds();
-          HolderProtocol.send(socket, "ERR a device is already held; adopt it instead of binding a new one");
+          HolderWire.send(socket, "ERR a device is already held; adopt it instead of binding a new one");
         } else {
           deviceFd = line.fds()[0];
           log.info("holding the device fd of pid {}", pid);
-          HolderProtocol.send(socket, "OK");
+          HolderWire.send(socket, "OK");
         }
       }
     }
@@ -218,28 +242,29 @@ public final class HolderServer implements AutoCloseable {
     private void upgrade() throws IOException {
       synchronized (lock) {
         if (lease == null) {
-          HolderProtocol.send(socket, "ERR no active daemon");
+          HolderWire.send(socket, "ERR no active daemon");
         } else if (waiting.isEmpty()) {
-          HolderProtocol.send(socket, "ERR no standby daemon is waiting (start one with 'lazypull daemon --standby')");
+          HolderWire.send(socket, "ERR no standby daemon is waiting (start one with 'lazypull daemon --standby')");
         } else {
           log.info("upgrade: asking pid {} to hand over to pid {}", lease.pid, waiting.peek().pid);
           try {
-            HolderProtocol.send(lease.socket, "HANDOVER");
+            HolderWire.send(lease.socket, "HANDOVER");
           } catch (ErrnoException e) {
             // Its lease connection is closed: it is dying, and the standby gets the device once
             // it has exited. Say so; the asker's connection is not at fault.
             log.info("upgrade: pid {} is already going away ({})", lease.pid, e.getMessage());
-            HolderProtocol.send(socket, "ERR the active daemon (pid " + lease.pid
+            HolderWire.send(socket, "ERR the active daemon (pid " + lease.pid
                 + ") is already going away; the standby takes over once it has exited");
             return;
           }
-          HolderProtocol.send(socket, "OK " + lease.pid);
+          HolderWire.send(socket, "OK " + lease.pid);
         }
       }
     }
 
     private void disconnected() {
       socket.close();
+      groupKeeper.disconnected(this);
       Conn previous;
       boolean graceful;
       synchronized (lock) {
@@ -265,7 +290,7 @@ public final class HolderServer implements AutoCloseable {
     private String status() {
       synchronized (lock) {
         return "held=" + (deviceFd >= 0) + " active=" + (lease == null ? "-" : Integer.toString(lease.pid))
-            + " waiting=" + waiting.size();
+            + " waiting=" + waiting.size() + " " + groupKeeper.status();
       }
     }
   }
@@ -274,17 +299,40 @@ public final class HolderServer implements AutoCloseable {
   private void grantLocked() {
     while (lease == null && !waiting.isEmpty()) {
       Conn next = waiting.poll(); // a TAKE that timed out was removed by its timer already
+      dropDeviceIfDead();
       try {
         if (deviceFd >= 0) {
-          HolderProtocol.send(next.socket, "FD", deviceFd);
+          HolderWire.send(next.socket, "FD", deviceFd);
         } else {
-          HolderProtocol.send(next.socket, "NONE");
+          HolderWire.send(next.socket, "NONE");
         }
         lease = next;
         log.info("lease to pid {} ({})", next.pid, deviceFd >= 0 ? "with the held device" : "no device held yet");
       } catch (ErrnoException e) {
         log.debug("pid {} went away before its grant: {}", next.pid, e.getMessage());
       }
+    }
+  }
+
+  /**
+   * A held shim device is a socket: when the shim (or fanotify relay) at its other end is gone,
+   * nothing can be restored on it, and the next daemon must connect to the new one instead.
+   * (A kernel device never hangs up.) Holds {@code lock}.
+   */
+  private void dropDeviceIfDead() {
+    if (deviceFd < 0) {
+      return;
+    }
+    try {
+      short[] rev = Posix.poll(new int[] {deviceFd}, new short[] {Posix.POLLRDHUP}, 0);
+      if ((rev[0] & (Posix.POLLHUP | Posix.POLLRDHUP | Posix.POLLNVAL)) != 0) {
+        log.warn("the held device's other end is gone (its shim or relay exited): dropping it; the next daemon"
+            + " connects to a new one");
+        Posix.closeQuietly(deviceFd);
+        deviceFd = -1;
+      }
+    } catch (ErrnoException e) {
+      log.warn("polling the held device: {}", e.getMessage());
     }
   }
 

@@ -3,6 +3,8 @@ package io.lazypull.shim.fanotify;
 import io.lazypull.shim.Shim;
 import io.lazypull.shim.ShimFiles;
 import io.lazypull.shim.ondemand.CacheObject;
+import io.lazypull.shim.ondemand.CacheStore;
+import io.lazypull.shim.ondemand.StoreFile;
 import io.lazypull.shim.ondemand.OndemandCache;
 import io.lazypull.sys.Errno;
 import io.lazypull.sys.ErrnoException;
@@ -61,34 +63,33 @@ public final class FanotifyRelay implements Closeable {
   private static final int EVENT_FLAGS = Posix.O_RDONLY | Posix.O_CLOEXEC | 0100000 /* O_LARGEFILE */;
   private static final long LOG_EVERY_MILLIS = 30_000;
   private static final int READ_BUFFER = 64 * 1024;
+  /** How long an event waits for a daemon to connect when none is (after a relay or daemon restart). */
+  static final long DEVICE_WAIT_MILLIS = 30_000;
 
   /** A cache file the relay opened for a mount (and may have marked). */
   static final class Blob {
-    final String domain;
-    final String name;
     final String volumeKey;
     final String cookieKey;
     final Posix.FileId id;
     final int fd;
     final Path path;
     volatile CacheObject object;
-    /** Guarded by this: marked FAN_PRE_ACCESS in the group. */
+    /** Guarded by this: marked FAN_PRE_ACCESS in the group (or maybe, for a predecessor's). */
     boolean marked;
+    /** Guarded by this: the holder has a copy of {@link #fd} (opened before any mark). */
+    boolean kept;
 
-    Blob(String domain, String name, CacheObject o, Posix.FileId id) {
-      this.domain = domain;
-      this.name = name;
-      this.volumeKey = o.volumeKey();
-      this.cookieKey = o.cookieKey();
+    Blob(String volumeKey, String cookieKey, StoreFile file, Posix.FileId id) {
+      this.volumeKey = volumeKey;
+      this.cookieKey = cookieKey;
       this.id = id;
-      this.fd = o.file().fd();
-      this.path = o.file().path();
-      this.object = o;
+      this.fd = file.fd();
+      this.path = file.path();
     }
 
     @Override
     public String toString() {
-      return domain + "/" + name;
+      return ShimFiles.fuseName(volumeKey) + "/" + ShimFiles.fuseName(cookieKey);
     }
   }
 
@@ -106,6 +107,7 @@ public final class FanotifyRelay implements Closeable {
   private final Shim shim;
   private final ShimFiles files;
   private final OndemandCache cache;
+  private final GroupLease lease;
   private final int group;
   private final int stopFd;
   private final int mountinfoFd;
@@ -121,10 +123,11 @@ public final class FanotifyRelay implements Closeable {
   private final RelayStats stats = new RelayStats();
   private volatile boolean stopping;
 
-  private FanotifyRelay(Shim shim, int group, int stopFd, int mountinfoFd) throws IOException {
+  private FanotifyRelay(Shim shim, GroupLease lease, int group, int stopFd, int mountinfoFd) throws IOException {
     this.shim = shim;
     this.files = shim.files();
     this.cache = shim.cache();
+    this.lease = lease;
     this.group = group;
     this.stopFd = stopFd;
     this.mountinfoFd = mountinfoFd;
@@ -146,28 +149,85 @@ public final class FanotifyRelay implements Closeable {
 
   /**
    * Starts a relay: the shim core on {@code cacheDir} and {@code socket} (the device socket the
-   * daemon connects to), a new fanotify group, and the control socket {@code
-   * <cacheDir>/.relay.sock}.
+   * daemon connects to), the control socket {@code <cacheDir>/.relay.sock}, and the fanotify
+   * group: the one a previous relay left with the holder at {@code holder} (its marks, its
+   * queued events and the fds of its marked cache files are taken over), else a new one, a copy
+   * of which the holder keeps from now on. Without the holder the relay's death would let reads
+   * of holes return zeros, so there is no relay without one.
    */
-  public static FanotifyRelay start(Path cacheDir, Path socket) throws IOException {
-    Shim shim = Shim.start(cacheDir, socket);
+  public static FanotifyRelay start(Path cacheDir, Path socket, Path holder) throws IOException {
+    Shim shim = Shim.start(cacheDir, socket); // raises RLIMIT_NOFILE: read the limit after it
+    GroupLease lease = null;
+    GroupLease.Adopted adopted = null;
     int group = -1;
     int stopFd = -1;
     int mountinfo = -1;
     try {
-      group = Fanotify.init(GROUP_FLAGS, EVENT_FLAGS);
+      lease = GroupLease.connect(holder);
+      long nofile = Posix.noFileLimit();
+      adopted = lease.take(nofile);
+      if (adopted != null) {
+        group = adopted.group();
+        for (Map.Entry<String, Integer> f : adopted.files().entrySet()) {
+          if (!shim.store().adopt(f.getKey(), f.getValue())) {
+            log.error("the holder kept a cache file named '{}', which is not one of {}: ignored", f.getKey(),
+                shim.cacheDir());
+            Posix.closeQuietly(f.getValue());
+          }
+        }
+      } else {
+        group = Fanotify.init(GROUP_FLAGS, EVENT_FLAGS);
+        lease.put(group, nofile);
+      }
       stopFd = Posix.eventfd(0, Posix.EFD_NONBLOCK);
       mountinfo = Posix.open("/proc/self/mountinfo", Posix.O_RDONLY, 0);
-      FanotifyRelay r = new FanotifyRelay(shim, group, stopFd, mountinfo);
+      FanotifyRelay r = new FanotifyRelay(shim, lease, group, stopFd, mountinfo);
+      if (adopted != null) {
+        r.registerAdopted(adopted.files().keySet());
+      }
       r.startThreads();
       return r;
     } catch (IOException | RuntimeException e) {
       Posix.closeQuietly(mountinfo);
       Posix.closeQuietly(stopFd);
       Posix.closeQuietly(group);
+      if (lease != null) {
+        lease.close(); // the holder keeps (and guards) what it had
+      }
       shim.close();
       throw e;
     }
+  }
+
+  /**
+   * The cache files a predecessor marked: their events identify them by inode, so they are
+   * known before any event is read. Their objects are looked up (OPEN) on their first event.
+   */
+  private void registerAdopted(java.util.Set<String> names) {
+    int n = 0;
+    for (String name : names) {
+      int slash = name.indexOf('/');
+      String volumeKey = slash < 0 ? null : CacheStore.unescape(name.substring(0, slash));
+      String cookieKey = slash < 0 ? null : CacheStore.unescape(name.substring(slash + 1));
+      if (volumeKey == null || cookieKey == null) {
+        log.error("cannot tell the keys of kept cache file {}: its readers will get EIO", name);
+        continue;
+      }
+      try {
+        StoreFile f = shim.store().file(volumeKey, cookieKey);
+        Blob b = new Blob(volumeKey, cookieKey, f, Posix.fileId(f.fd()));
+        synchronized (b) {
+          b.marked = true; // maybe: unmarking an unmarked file is harmless
+          b.kept = true;
+        }
+        blobsById.put(b.id, b);
+        blobsByKey.put(List.of(volumeKey, cookieKey), b);
+        n++;
+      } catch (ErrnoException e) {
+        log.error("kept cache file {}: {}", name, e.getMessage());
+      }
+    }
+    log.info("took over the fanotify group of a previous relay: {} marked cache files", n);
   }
 
   private void startThreads() {
@@ -303,7 +363,7 @@ public final class FanotifyRelay implements Closeable {
       synchronized (blobsByKey) {
         b = blobsByKey.get(key);
         if (b == null) {
-          b = new Blob(domain, name, o, Posix.fileId(o.file().fd()));
+          b = new Blob(o.volumeKey(), o.cookieKey(), o.file(), Posix.fileId(o.file().fd()));
           blobsById.put(b.id, b);
           blobsByKey.put(key, b);
         }
@@ -326,6 +386,16 @@ public final class FanotifyRelay implements Closeable {
       CacheObject o = b.object;
       if (ShimFiles.isCached(o, 0, o.size())) {
         return true;
+      }
+      if (!b.kept) {
+        String name = shim.cacheDir().relativize(b.path).toString();
+        try {
+          lease.keepFile(name, b.fd);
+        } catch (IOException e) {
+          throw new ErrnoException("mark", Errno.EIO, b + ": the holder that keeps the fanotify group across relay"
+              + " restarts did not take the file (" + e.getMessage() + "); not marked, not mountable");
+        }
+        b.kept = true;
       }
       Fanotify.markFd(group, Fanotify.FAN_MARK_ADD, Fanotify.FAN_PRE_ACCESS, b.fd);
       b.marked = true;
@@ -483,7 +553,7 @@ public final class FanotifyRelay implements Closeable {
     long count = e.hasRange() ? e.count() : Long.MAX_VALUE / 2;
     Blob b = id == null ? null : blobsById.get(id);
     if (b == null) {
-      allowUnknown(e);
+      denyUnknown(e);
       return;
     }
     CacheObject o = b.object;
@@ -513,11 +583,15 @@ public final class FanotifyRelay implements Closeable {
     });
   }
 
-  /** An event on a file that is not one of this relay's cache files: none of its business. */
-  private void allowUnknown(Fanotify.Event e) {
+  /**
+   * An event on a file the relay does not know. Only its own marks raise events, and it learns of
+   * a file before marking it (or from the holder, for a predecessor's marks), so this is a bug:
+   * EIO, because letting the read through could return the zeros of a hole.
+   */
+  private void denyUnknown(Fanotify.Event e) {
     stats.unknown.increment();
-    log.warn("{} on a file that is not one of this relay's cache files: allowed", e);
-    answer(e.fd(), Fanotify.FAN_ALLOW, null);
+    log.error("{} on a file that is not one of this relay's cache files: the reader gets EIO", e);
+    answer(e.fd(), Fanotify.denyErrno(Errno.EIO), null);
   }
 
   /** The slow path: READ requests for the holes, wait for the daemon, then answer. */
@@ -539,7 +613,9 @@ public final class FanotifyRelay implements Closeable {
   /**
    * The blob's object in the current device generation: when the device died and a new daemon
    * bound one, the blob is looked up again (OPEN) rather than failing for good, as the kernel
-   * would until a remount; EIO (null) while no device is bound.
+   * would until a remount. While no device is bound (a relay that took over from a dead one
+   * starts before its daemon) it waits up to {@link #DEVICE_WAIT_MILLIS} for one; null (EIO)
+   * after that.
    */
   private CacheObject objectFor(Blob b) {
     CacheObject o = b.object;
@@ -547,11 +623,18 @@ public final class FanotifyRelay implements Closeable {
       return o;
     }
     try {
+      if (!cache.awaitBound(DEVICE_WAIT_MILLIS)) {
+        log.warn("{}: no daemon connected within {} s", b, DEVICE_WAIT_MILLIS / 1000);
+        return null;
+      }
       o = cache.lookup(b.volumeKey, b.cookieKey, LOG_EVERY_MILLIS);
       b.object = o;
       return o;
     } catch (ErrnoException e) {
       log.debug("{}: lookup in the current device generation: {}", b, e.getMessage());
+      return null;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
       return null;
     }
   }
@@ -595,11 +678,47 @@ public final class FanotifyRelay implements Closeable {
       Thread.currentThread().interrupt();
     }
     ticker.shutdownNow();
+    List<Blob> inUse = markedBlobsInUse();
+    if (inUse.isEmpty()) {
+      try {
+        lease.drop();
+      } catch (IOException e) {
+        log.warn("dropping the group at {}: {}", lease, e.getMessage());
+      }
+    } else {
+      log.warn("{} marked cache file(s) are still open elsewhere (e.g. {}: a lazily detached mount?): {} keeps the"
+          + " fanotify group; their reads of data not cached get EIO, never zeros", inUse.size(), inUse.get(0), lease);
+    }
+    lease.close();
     Posix.closeQuietly(group);
     Posix.closeQuietly(stopFd);
     Posix.closeQuietly(mountinfoFd);
     shim.close();
     log.info("relay stopped; stats: {}", stats);
+  }
+
+  /**
+   * The cache files that are (or may be) marked and that something else has open: a mount, also
+   * a lazily detached one that no mount table lists. While any exists the group must live on.
+   */
+  public List<Blob> markedBlobsInUse() {
+    List<Blob> out = new ArrayList<>();
+    for (Blob b : blobsByKey.values()) {
+      synchronized (b) {
+        if (!b.kept) {
+          continue; // never marked
+        }
+      }
+      try {
+        if (Posix.openElsewhere(b.fd)) {
+          out.add(b);
+        }
+      } catch (ErrnoException e) {
+        log.warn("cannot tell whether {} is in use: {}", b, e.getMessage());
+        out.add(b);
+      }
+    }
+    return out;
   }
 
   private void denyQueued() {

@@ -94,6 +94,30 @@ public final class CacheStore implements AutoCloseable {
   }
 
   /**
+   * Uses {@code fd}, open O_RDWR on the cache file {@code name} ({@code volume/cookie}, as file
+   * names here), as that file's fd instead of opening it: a fanotify relay taking over from a
+   * dead one gets the fds its predecessor opened before marking the files (an fd opened after
+   * the mark would make the daemon's writes through it wait for pre-content events). False if
+   * {@code name} is not a cache file's name here or the file is open already (then {@code fd}
+   * is not used).
+   */
+  public boolean adopt(String name, int fd) {
+    Path rel = Path.of(name).normalize();
+    if (rel.isAbsolute() || rel.getNameCount() != 2 || rel.getName(0).toString().startsWith(".")
+        || rel.getName(0).toString().equals("..")) {
+      return false;
+    }
+    Path path = root.resolve(rel);
+    synchronized (files) {
+      if (files.containsKey(path)) {
+        return false;
+      }
+      files.put(path, new StoreFile(path, fd));
+      return true;
+    }
+  }
+
+  /**
    * The coherency check of a successful copen: keeps the file if its recorded size is
    * {@code size}, else empties it; then sizes it {@code round_up(size, 4096)} and records
    * {@code size}.

@@ -105,10 +105,28 @@ public final class OndemandCache {
     }
     current = new Generation(++generations);
     log.info("device bound: {}", current);
+    notifyAll(); // awaitBound
     return 0;
   }
 
   public synchronized boolean isBound() {
+    return current != null;
+  }
+
+  /**
+   * Waits up to {@code millis} for a device to be bound (a daemon to connect); true if one is.
+   * For requests that come before any daemon does, as a fanotify relay's that took over the
+   * mounts of a dead one.
+   */
+  public synchronized boolean awaitBound(long millis) throws InterruptedException {
+    long deadline = System.nanoTime() + millis * 1_000_000L;
+    while (current == null && !shutdown) {
+      long left = (deadline - System.nanoTime()) / 1_000_000L;
+      if (left <= 0) {
+        break;
+      }
+      wait(left);
+    }
     return current != null;
   }
 

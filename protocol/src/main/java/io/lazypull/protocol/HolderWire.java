@@ -1,4 +1,4 @@
-package io.lazypull.daemon.failover;
+package io.lazypull.protocol;
 
 import io.lazypull.sys.ErrnoException;
 import io.lazypull.sys.UnixSocket;
@@ -23,18 +23,32 @@ import java.nio.charset.StandardCharsets;
  * </pre>
  *
  * A TAKE that is answered FD or NONE makes its connection the lease: the one active daemon.
+ *
+ * <p>The fanotify relay keeps its group on a connection of its own (see the daemon's {@code
+ * GroupKeeper}): the group fd, and before it marks a cache file, that file's fd (opened before
+ * any mark, so writes through it raise no pre-content events).
+ *
+ * <pre>
+ * relay -> holder                          holder -> relay
+ *   GROUP TAKE                               GROUP &lt;nofile&gt; (+group fd), FILE &lt;name&gt; (+fd)..., END
+ *                                            NONE            no group held: make one, then PUT it
+ *                                            BUSY &lt;pid&gt;      a live relay owns the group
+ *   GROUP PUT &lt;nofile&gt; (+group fd)           OK | ERR &lt;why&gt;  (nofile: the relay's fd limit)
+ *   GROUP FILE &lt;volume&gt;/&lt;cookie&gt; (+fd)      OK | ERR &lt;why&gt;  (names as in the cache dir)
+ *   GROUP DROP                               OK              no cache file is in use: let the group go
+ * </pre>
  */
-final class HolderProtocol {
-  static final int MAX = 512;
+public final class HolderWire {
+  public static final int MAX = 512;
 
-  private HolderProtocol() {}
+  private HolderWire() {}
 
-  static void send(UnixSocket s, String line, int... fds) throws ErrnoException {
+  public static void send(UnixSocket s, String line, int... fds) throws ErrnoException {
     s.send(ByteBuffer.wrap(line.getBytes(StandardCharsets.US_ASCII)), fds);
   }
 
   /** One line and its fds, or null at EOF. */
-  static Line receive(UnixSocket s) throws IOException {
+  public static Line receive(UnixSocket s) throws IOException {
     ByteBuffer buf = ByteBuffer.allocate(MAX);
     UnixSocket.Received r = s.receive(buf);
     if (r.eof()) {
@@ -44,18 +58,18 @@ final class HolderProtocol {
     return new Line(StandardCharsets.US_ASCII.decode(buf).toString().strip(), r.fds());
   }
 
-  record Line(String text, int[] fds) {
-    String word() {
+  public record Line(String text, int[] fds) {
+    public String word() {
       int sp = text.indexOf(' ');
       return sp < 0 ? text : text.substring(0, sp);
     }
 
-    String arg() {
+    public String arg() {
       int sp = text.indexOf(' ');
       return sp < 0 ? "" : text.substring(sp + 1).strip();
     }
 
-    void closeFds() {
+    public void closeFds() {
       for (int fd : fds) {
         io.lazypull.sys.Posix.closeQuietly(fd);
       }
