@@ -198,4 +198,46 @@ class HolderServerTest {
     assertThatThrownBy(() -> HolderClient.connect(tmp.resolve("none.sock")))
         .hasMessageContaining("lazypull holder --socket");
   }
+
+  @Test
+  void heldShimDevice_whosePeerIsGone_isDropped_theNextDaemonBindsANewOne() throws Exception {
+    UnixSocket[] dev = device();
+    try (HolderClient active = activeDaemon(dev[0])) {
+      dev[0].close(); // the daemon's copy
+    }
+    dev[1].close(); // the shim (or fanotify relay) at the other end died
+    try (HolderClient next = HolderClient.connect(sock)) {
+      assertThat(next.take(5000)).as("no device to restore: a new one must be bound").isEmpty();
+    }
+  }
+
+  /** One raw GROUP exchange on {@code s}: the reply line. */
+  private static String group(UnixSocket s, String line, int... fds) throws Exception {
+    io.lazypull.protocol.HolderWire.send(s, line, fds);
+    io.lazypull.protocol.HolderWire.Line reply = io.lazypull.protocol.HolderWire.receive(s);
+    reply.closeFds();
+    return reply.text();
+  }
+
+  @Test
+  void fanotifyGroup_onlyTheRelayThatTookItStoresIt_aSecondRelayIsBusy_dropLetsItGo() throws Exception {
+    int stand = Posix.eventfd(0, 0); // the wire does not look at what the fd is
+    try (UnixSocket relay = UnixSocket.connect(sock, UnixSocket.Type.SEQPACKET);
+        UnixSocket other = UnixSocket.connect(sock, UnixSocket.Type.SEQPACKET)) {
+      assertThat(group(other, "GROUP PUT 100", stand)).startsWith("ERR");
+      assertThat(group(relay, "GROUP TAKE 100")).isEqualTo("NONE");
+      assertThat(group(other, "GROUP TAKE 100")).startsWith("BUSY ");
+      assertThat(group(relay, "GROUP FILE erofs,d/blob", stand)).as("a file before the group").startsWith("ERR");
+      assertThat(group(relay, "GROUP PUT 100", stand)).isEqualTo("OK");
+      assertThat(group(relay, "GROUP FILE erofs,d/blob", stand)).isEqualTo("OK");
+      assertThat(group(other, "GROUP FILE erofs,d/other", stand)).startsWith("ERR");
+      try (HolderClient c = HolderClient.connect(sock)) {
+        assertThat(c.status()).contains("group=owned").contains("files=1");
+      }
+      assertThat(group(relay, "GROUP DROP")).isEqualTo("OK");
+      assertThat(group(other, "GROUP TAKE 100")).as("dropped: a new relay makes a new group").isEqualTo("NONE");
+    } finally {
+      Posix.closeQuietly(stand);
+    }
+  }
 }
