@@ -59,10 +59,10 @@ final class FetchCommand implements Callable<Integer> {
   String hex;
 
   @Option(names = "--offset", paramLabel = "BYTES", defaultValue = "0",
-      converter = BackendArgs.SizeConverter.class, description = "First byte (default: 0).")
+      converter = ByteSizes.class, description = "First byte (default: 0).")
   long offset;
 
-  @Option(names = "--length", paramLabel = "BYTES", converter = BackendArgs.SizeConverter.class,
+  @Option(names = "--length", paramLabel = "BYTES", converter = ByteSizes.class,
       description = "Bytes to write; fewer when the blob ends first (default: to the end).")
   Long length;
 

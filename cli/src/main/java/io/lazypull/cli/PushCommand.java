@@ -33,12 +33,12 @@ final class PushCommand implements Callable<Integer> {
   List<Path> files;
 
   @Option(names = "--part-size", paramLabel = "BYTES", defaultValue = "16M",
-      converter = BackendArgs.SizeConverter.class,
+      converter = ByteSizes.class,
       description = "Size of one part of a multipart upload (default: ${DEFAULT-VALUE}; S3 needs >= 5M).")
   long partSize;
 
   @Option(names = "--multipart-threshold", paramLabel = "BYTES", defaultValue = "64M",
-      converter = BackendArgs.SizeConverter.class,
+      converter = ByteSizes.class,
       description = "Upload files larger than this in parts (default: ${DEFAULT-VALUE}).")
   long threshold;
 

@@ -10,6 +10,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 import java.util.SplittableRandom;
 import java.util.UUID;
 import org.junit.jupiter.api.AfterAll;
@@ -202,6 +203,31 @@ class BackendCommandsTest {
     Run noFile = run("push", "-b", backend, dir.resolve("nope").toString());
     assertThat(noFile.code()).isEqualTo(1);
     assertThat(noFile.err()).contains("no such file or directory");
+  }
+
+  @Test
+  void numericOptions_outOfRange_areOneLineUsageErrors() throws Exception {
+    String backend = fileBackend();
+    String huge = "99999999999999999999999";
+    List<List<String>> commands = List.of(
+        List.of("fetch", "-b", backend, hex, "--length", huge),
+        List.of("fetch", "-b", backend, hex, "--length", "99999999999T"),
+        List.of("fetch", "-b", backend, hex, "--offset", huge),
+        List.of("fetch", "-b", backend, hex, "--timeout", huge + "s"),
+        List.of("fetch", "-b", backend, hex, "--timeout", "9999999999999999h"),
+        List.of("fetch", "-b", backend, hex, "--retries", huge),
+        List.of("push", "-b", backend, "--part-size", huge, file.toString()),
+        List.of("push", "-b", backend, "--multipart-threshold", "9999999999G", file.toString()),
+        List.of("mkfs", "--layout", "chunked", "--chunk-size", huge, dir.toString(), dir.resolve("x").toString()),
+        List.of("mkfs", "--mtime", huge, dir.toString(), dir.resolve("x").toString()));
+    for (List<String> args : commands) {
+      Run r = run(args.toArray(String[]::new));
+      assertThat(r.code()).as(String.join(" ", args) + ": " + r.err()).isEqualTo(2);
+      assertThat(r.err()).as(String.join(" ", args)).doesNotContain("Exception")
+          .containsPattern("Invalid value for option '--[a-z-]+': '[0-9A-Za-z]+' is (too|not)");
+    }
+    run("push", "-b", backend, file.toString());
+    assertThat(run("fetch", "-b", backend, hex, "--length", "1KiB").out()).hasSize(1024);
   }
 
   @Test
