@@ -195,6 +195,31 @@ class ImageCommandsTest {
   }
 
   @Test
+  void mkfsTarIndex_thatFails_leavesNothingInTheBlobDir() throws IOException {
+    Requirements.assumeCommand("tar");
+    Requirements.assumeCommand("gzip");
+    Path src = Files.createDirectories(tmp.resolve("sparse-src"));
+    try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(src.resolve("holes"),
+        java.nio.file.StandardOpenOption.CREATE_NEW, java.nio.file.StandardOpenOption.WRITE)) {
+      ch.write(java.nio.ByteBuffer.wrap(new byte[] {1}), 4 << 20); // a hole, then one byte
+    }
+    Files.writeString(src.resolve("plain"), "plain");
+    Path tar = tmp.resolve("sparse.tar");
+    TestTrees.run(List.of("tar", "--sparse", "-C", src.toString(), "-cf", tar.toString(), "."));
+    TestTrees.run(List.of("sh", "-c", "gzip -c " + tar + " > " + tar + ".gz"));
+    for (String input : List.of(tar.toString(), tar + ".gz")) {
+      Path blobs = Files.createDirectories(tmp.resolve("blobs-" + input.hashCode()));
+      Result mk = lazypull("mkfs", "--layout", "tar-index", "--blob-dir", blobs.toString(), input,
+          tmp.resolve("image-" + input.hashCode()).toString());
+      assertThat(mk.code()).as(input).isEqualTo(1);
+      assertThat(mk.err()).contains("sparse tar members cannot be indexed");
+      try (var left = Files.list(blobs)) {
+        assertThat(left.toList()).as("left in --blob-dir by a failed mkfs of " + input).isEmpty();
+      }
+    }
+  }
+
+  @Test
   void benchMkfs_printsMediansAndRatio() throws IOException {
     Requirements.assumeCommand("mkfs.erofs");
     Result r = lazypull("bench", "mkfs", "--tree", source().toString(), "--runs", "1");
