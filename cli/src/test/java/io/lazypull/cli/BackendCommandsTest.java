@@ -206,6 +206,29 @@ class BackendCommandsTest {
   }
 
   @Test
+  void push_ofAFileWhoseContentDoesNotMatchItsName_uploadsNothing() throws Exception {
+    Path store = Files.createDirectories(dir.resolve("push-store"));
+    Files.write(store.resolve(hex), data); // the real blob is there already
+    Path local = Files.createDirectories(dir.resolve("push-local"));
+    byte[] damaged = data.clone();
+    damaged[12345] ^= 1;
+    Path misnamed = Files.write(local.resolve(hex), damaged); // same name, same size
+    Path other = Files.write(local.resolve("other"), "other".getBytes(StandardCharsets.UTF_8));
+    Run r = run("push", "-b", store.toUri().toString(), other.toString(), misnamed.toString());
+    assertThat(r.code()).isEqualTo(1);
+    assertThat(r.err().strip()).doesNotContain("\n")
+        .contains(misnamed + " is named like the blob sha256:" + hex)
+        .contains("its content has sha256:" + Digests.sha256Hex(ByteBuffer.wrap(damaged)))
+        .contains("nothing uploaded");
+    assertThat(r.out()).isEmpty();
+    try (var files = Files.list(store)) {
+      assertThat(files.map(f -> f.getFileName().toString()).toList()).containsExactly(hex);
+    }
+    Run good = run("push", "-b", store.toUri().toString(), file.toString());
+    assertThat(good.code()).as(good.err()).isZero();
+  }
+
+  @Test
   void numericOptions_outOfRange_areOneLineUsageErrors() throws Exception {
     String backend = fileBackend();
     String huge = "99999999999999999999999";
