@@ -1,6 +1,8 @@
 package io.lazypull.cli;
 
 import io.lazypull.daemon.failover.HolderServer;
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
@@ -24,11 +26,18 @@ import picocli.CommandLine.Option;
     })
 final class HolderCommand implements Callable<Integer> {
   @Option(names = "--socket", required = true, paramLabel = "PATH",
-      description = "Unix socket to listen on (created mode 0600).")
+      description = "Unix socket to listen on (created mode 0600, in an existing directory).")
   Path socket;
 
   @Override
   public Integer call() throws Exception {
+    // A typo must not create a directory tree: the socket's directory is the operator's to make
+    // (with the permissions it needs).
+    Path dir = socket.toAbsolutePath().getParent();
+    if (!Files.isDirectory(dir)) {
+      throw new IOException("no such directory: " + dir + " (the holder's socket goes into an existing"
+          + " directory; it is not created)");
+    }
     HolderServer server = HolderServer.listen(socket);
     Runtime.getRuntime().addShutdownHook(new Thread(server::close, "holder-shutdown"));
     server.serve();
