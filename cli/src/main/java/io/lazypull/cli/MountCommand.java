@@ -42,6 +42,7 @@ import picocli.CommandLine.Parameters;
     })
 final class MountCommand implements Callable<Integer> {
   private static final Pattern DIGEST = Pattern.compile("[0-9a-f]{64}");
+  private static final Pattern DOMAIN = Pattern.compile("[A-Za-z0-9_][A-Za-z0-9._:+@-]{0,127}");
 
   @Option(names = "--frontend", paramLabel = "kernel|fuse|fanotify|auto",
       description = "How reads reach the daemon (default: fuse with --shim, fanotify with --cache-dir, else kernel).")
@@ -63,19 +64,45 @@ final class MountCommand implements Callable<Integer> {
   @Parameters(index = "0", paramLabel = "TARGET", description = "Where to mount it.")
   Path target;
 
+  @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
+
   @Override
   public Integer call() throws Exception {
+    try {
+      checkFsid(fsid);
+      checkDomain(domain);
+    } catch (IllegalArgumentException e) {
+      throw new picocli.CommandLine.ParameterException(spec.commandLine(), e.getMessage());
+    }
     String dom = mountImage();
     System.out.println("mounted " + fsid + " (domain " + dom + ") on " + target);
     return 0;
   }
 
-  /** Mounts the image; returns the domain used. */
-  String mountImage() throws Exception {
+  /** The fsid without its "sha256:" prefix; anything but 64 lowercase hex digits is refused. */
+  static String checkFsid(String fsid) {
     String id = fsid.startsWith("sha256:") ? fsid.substring(7) : fsid;
     if (!DIGEST.matcher(id).matches()) {
       throw new IllegalArgumentException("--fsid must be a sha256 hex digest (64 lowercase hex chars), not '" + fsid + "'");
     }
+    return id;
+  }
+
+  /**
+   * Refuses a domain that cannot be one everywhere it goes: a directory name under the shim
+   * and the relay's cache, the kernel's domain_id= mount option, the daemon's --domain NAME=URI.
+   */
+  static void checkDomain(String domain) {
+    if (domain != null && !DOMAIN.matcher(domain).matches()) {
+      throw new IllegalArgumentException("--domain must be 1-128 characters of letters, digits and ._:+@-,"
+          + " starting with a letter, digit or _, not '" + domain + "'");
+    }
+  }
+
+  /** Mounts the image; returns the domain used. */
+  String mountImage() throws Exception {
+    String id = checkFsid(fsid);
+    checkDomain(domain);
     if (!Files.isDirectory(target)) {
       throw new NoSuchFileException(target.toString(), null, "mount target is not a directory");
     }
