@@ -25,6 +25,10 @@ import picocli.CommandLine.Parameters;
       "takes the device back from the holder: reads in flight complete. Ctrl-C (SIGINT) or",
       "SIGTERM unmounts TARGET and stops everything it started.",
       "",
+      "One 'up' per --cache-dir: a second is refused before it touches anything (the",
+      "first holds DIR/run/up.lock); after an 'up' that was killed, the next one waits",
+      "(at most 60 s) for the processes it had started to exit.",
+      "",
       "--frontend picks how the kernel's reads reach the daemon: fuse (the fuse-shim, the",
       "default), fanotify (pre-content events on the cache files, Linux 6.14+; the shim",
       "process is the fanotify relay and nothing is FUSE-mounted), kernel (/dev/cachefiles",
@@ -77,7 +81,7 @@ final class UpCommand implements Callable<Integer> {
     } else {
       chosen = Frontends.parse(frontend);
     }
-    Stack stack = new Stack(cacheDir, backend).frontend(chosen).childrenDieWithUs();
+    Stack stack = new Stack(cacheDir, backend).frontend(chosen).childrenDieWithUs().lock();
     stack.daemonArgs.addAll(daemonArgs);
     if (domain != null) {
       stack.daemonArgs.addAll(List.of("--domain", domain + "=" + backend));

@@ -64,6 +64,58 @@ class UpCommandTest {
     }
   }
 
+  private static final Path LEGAL = JDK_LIB.resolveSibling("legal");
+
+  /** 'lazypull up' of {@code fsid} from file:// {@code blobs} on {@code target}, logging to {@code log}. */
+  private static Child up(Path blobs, String fsid, Path cache, Path target, Path log) throws java.io.IOException {
+    return Child.lazypull("up", "256m", List.of("up", "--backend", "file://" + blobs, "--fsid", fsid,
+        "--cache-dir", cache.toString(), target.toString())).logTo(log).start();
+  }
+
+  /** Waits until {@code log} has {@code line} (bounded; fails early if the process exits). */
+  private static void awaitLog(Path log, String line, Child c) throws Exception {
+    Stack.await("'" + line + "' in " + log, () -> {
+      try {
+        return Files.readString(log).contains(line);
+      } catch (java.io.IOException e) {
+        return false;
+      }
+    }, c);
+  }
+
+  @Test
+  void aSecondUpOnTheSameCacheDir_isRefused_andTheFirstKeepsServing() throws Exception {
+    Requirements.assumeFuse();
+    Path blobs = tmp.resolve("backend3");
+    MkfsResult image = Cluster.buildImage(LEGAL, blobs, Layout.CHUNKED);
+    Path cache = tmp.resolve("cache3");
+    Path first = Files.createDirectories(tmp.resolve("mnt3a"));
+    Path second = Files.createDirectories(tmp.resolve("mnt3b"));
+    Child up1 = up(blobs, image.fsid(), cache, first, tmp.resolve("up3a.log"));
+    Child up2 = null;
+    try {
+      awaitLog(tmp.resolve("up3a.log"), "mounted on " + first, up1);
+      Path log2 = tmp.resolve("up3b.log");
+      up2 = up(blobs, image.fsid(), cache, second, log2);
+      assertThat(up2.process().waitFor(120, TimeUnit.SECONDS)).as("the second up exits").isTrue();
+      up2.stop(5);
+      assertThat(up2.exitValue()).isEqualTo(1);
+      assertThat(Files.readString(log2)).contains("another 'lazypull up' (pid " + up1.pid() + ") is running on " + cache)
+          .doesNotContain("[holder]");
+      assertThat(Mounts.isMountPoint(second)).isFalse();
+      assertThat(Stack.isFuseMounted(cache.resolve("shim"))).as("the first stack's shim is still mounted").isTrue();
+      TreeDiff.assertSame(LEGAL, first, TreeDiff.options().root(false));
+    } finally {
+      if (up2 != null) {
+        up2.kill();
+        Mounts.unmountOrDetach(second);
+      }
+      up1.kill();
+      Mounts.unmountOrDetach(first);
+      Mounts.unmountOrDetach(cache.resolve("shim"));
+    }
+  }
+
   private static boolean isErofs(Path target) {
     try {
       Mounts.MountInfo mi = Mounts.mountInfo(target);
