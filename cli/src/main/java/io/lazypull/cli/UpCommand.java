@@ -27,7 +27,9 @@ import picocli.CommandLine.Parameters;
       "",
       "One 'up' per --cache-dir: a second is refused before it touches anything (the",
       "first holds DIR/run/up.lock); after an 'up' that was killed, the next one waits",
-      "(at most 60 s) for the processes it had started to exit.",
+      "(at most 60 s) for the processes it had started to exit, then unmounts the dead",
+      "image that one left on TARGET and the shim's dead mount, saying so. Any other mount",
+      "on TARGET (or a live shim or relay it did not start) is refused, not touched.",
       "",
       "--frontend picks how the kernel's reads reach the daemon: fuse (the fuse-shim, the",
       "default), fanotify (pre-content events on the cache files, Linux 6.14+; the shim",
@@ -82,6 +84,7 @@ final class UpCommand implements Callable<Integer> {
       chosen = Frontends.parse(frontend);
     }
     Stack stack = new Stack(cacheDir, backend).frontend(chosen).childrenDieWithUs().lock();
+    DeadMounts.clear(stack, target.toAbsolutePath());
     stack.daemonArgs.addAll(daemonArgs);
     if (domain != null) {
       stack.daemonArgs.addAll(List.of("--domain", domain + "=" + backend));

@@ -83,6 +83,10 @@ class UpCommandTest {
     }, c);
   }
 
+  private static long mountsOn(Path p) throws java.io.IOException {
+    return Mounts.mountInfos().stream().filter(m -> m.mountPoint().equals(p.toString())).count();
+  }
+
   @Test
   void aSecondUpOnTheSameCacheDir_isRefused_andTheFirstKeepsServing() throws Exception {
     Requirements.assumeFuse();
@@ -113,6 +117,65 @@ class UpCommandTest {
       up1.kill();
       Mounts.unmountOrDetach(first);
       Mounts.unmountOrDetach(cache.resolve("shim"));
+    }
+  }
+
+  @Test
+  void upAfterAnUpKilledWithSigkill_clearsTheDeadMount_andServesExactlyOneMount() throws Exception {
+    Requirements.assumeFuse();
+    Path blobs = tmp.resolve("backend4");
+    MkfsResult image = Cluster.buildImage(LEGAL, blobs, Layout.CHUNKED);
+    Path cache = tmp.resolve("cache4");
+    Path target = Files.createDirectories(tmp.resolve("mnt4"));
+    Child up1 = up(blobs, image.fsid(), cache, target, tmp.resolve("up4a.log"));
+    Child up2 = null;
+    try {
+      awaitLog(tmp.resolve("up4a.log"), "mounted on " + target, up1);
+      up1.kill(); // SIGKILL: no shutdown hook; the image stays mounted, its shim goes
+      Path log2 = tmp.resolve("up4b.log");
+      up2 = up(blobs, image.fsid(), cache, target, log2); // at once: the old children may still be stopping
+      awaitLog(log2, "mounted on " + target, up2);
+      assertThat(Files.readString(log2)).contains("unmounted the dead image left there by an 'up' that was killed");
+      assertThat(mountsOn(target)).as("mounts on the target").isEqualTo(1);
+      assertThat(mountsOn(cache.resolve("shim"))).as("mounts of the shim").isEqualTo(1);
+      TreeDiff.assertSame(LEGAL, target, TreeDiff.options().root(false));
+    } finally {
+      if (up2 != null) {
+        up2.kill();
+      }
+      up1.kill();
+      for (int i = 0; i < 4 && Mounts.unmountOrDetach(target); i++) {
+        // every stacked mount
+      }
+      Mounts.unmountOrDetach(cache.resolve("shim"));
+    }
+  }
+
+  @Test
+  void upOnATargetWithAnotherMount_isRefused_andLeavesIt() throws Exception {
+    Requirements.assumeFuse();
+    Path blobs = tmp.resolve("backend5");
+    MkfsResult image = Cluster.buildImage(LEGAL, blobs, Layout.CHUNKED);
+    Path target = Files.createDirectories(tmp.resolve("mnt5"));
+    Mounts.mount("tmpfs", target.toString(), "tmpfs", 0, "size=1m");
+    Child up = null;
+    try {
+      Path log = tmp.resolve("up5.log");
+      up = up(blobs, image.fsid(), tmp.resolve("cache5"), target, log);
+      assertThat(up.process().waitFor(120, TimeUnit.SECONDS)).as("up exits").isTrue();
+      up.stop(5);
+      assertThat(up.exitValue()).isEqualTo(1);
+      assertThat(Files.readString(log)).contains(target + " is already a mount point (tmpfs tmpfs)")
+          .doesNotContain("[holder]");
+      assertThat(Mounts.mountInfo(target).fsType()).isEqualTo("tmpfs");
+    } finally {
+      if (up != null) {
+        up.kill();
+      }
+      for (int i = 0; i < 4 && Mounts.unmountOrDetach(target); i++) {
+        // every stacked mount
+      }
+      Mounts.unmountOrDetach(tmp.resolve("cache5/shim"));
     }
   }
 
