@@ -1,5 +1,6 @@
 package io.lazypull.cli;
 
+import io.lazypull.erofs.CorruptImageException;
 import io.lazypull.erofs.ErofsImage;
 import io.lazypull.erofs.ImageSource;
 import io.lazypull.shim.fanotify.RelayClient;
@@ -109,7 +110,16 @@ final class MountCommand implements Callable<Integer> {
     String dom = domain == null ? id : domain;
     switch (frontend()) {
       case KERNEL:
-        Mounts.mountErofsFscache(id, domain, target);
+        try {
+          Mounts.mountErofsFscache(id, domain, target);
+        } catch (ErrnoException e) {
+          if (e.errno() != Errno.EIO) {
+            throw e;
+          }
+          // The kernel reads the meta blob through fscache during mount(2).
+          throw new MetaBlobException(id, "cannot mount image " + id + " (" + e.getMessage() + "): reading its meta"
+              + " blob failed; " + MetaBlobException.DAEMON_HINT, e);
+        }
         break;
       case FUSE:
         if (shim == null) {
@@ -166,9 +176,10 @@ final class MountCommand implements Callable<Integer> {
           throw new IOException("image " + id + " not found: the daemon behind the fanotify relay of " + cacheDir
               + " does not know it in domain " + dom + " (is 'lazypull daemon' running with a backend that has it?)");
         }
-        throw new IOException("cannot open the meta blob of " + id + " through the fanotify relay: " + e.getMessage(), e);
+        throw new MetaBlobException(id, "cannot read the meta blob of image " + id + " through the fanotify relay of "
+            + cacheDir + " (" + e.getMessage() + "): " + MetaBlobException.DAEMON_HINT, e);
       }
-      List<String> tags = deviceTags(id, meta.path());
+      List<String> tags = deviceTags(id, meta.path(), "the fanotify relay of " + cacheDir);
       List<Path> devices = new ArrayList<>();
       for (String tag : tags) {
         devices.add(relay.open(dom, tag, false).path());
@@ -178,12 +189,24 @@ final class MountCommand implements Callable<Integer> {
     }
   }
 
-  private static List<String> deviceTags(String id, Path meta) throws IOException {
+  /**
+   * The device table of the meta blob at {@code meta} (a front end's file: reading it makes
+   * the daemon fetch and verify it), with errors that say which blob and what is wrong.
+   */
+  private static List<String> deviceTags(String id, Path meta, String via) throws IOException {
     List<String> tags = new ArrayList<>();
     try (ImageSource src = ImageSource.of(meta); ErofsImage image = ErofsImage.open(src, List.of())) {
       for (ErofsImage.Device d : image.devices()) {
         tags.add(d.tag());
       }
+    } catch (CorruptImageException e) {
+      throw new MetaBlobException(id, "the meta blob of image " + id + " (" + meta + ") is not a valid EROFS image: "
+          + e.getMessage(), e);
+    } catch (NoSuchFileException e) {
+      throw e;
+    } catch (IOException e) {
+      throw new MetaBlobException(id, "cannot read the meta blob of image " + id + " through " + via + " ("
+          + Errors.describe(e) + "): " + MetaBlobException.DAEMON_HINT, e);
     }
     for (String tag : tags) {
       if (!DIGEST.matcher(tag).matches()) {
@@ -196,23 +219,15 @@ final class MountCommand implements Callable<Integer> {
 
   private void mountOverShim(String id, String dom) throws IOException {
     Path meta = shim.resolve(dom).resolve(id);
-    List<String> tags = new ArrayList<>();
-    try (ImageSource src = ImageSource.of(meta); ErofsImage image = ErofsImage.open(src, List.of())) {
-      for (ErofsImage.Device d : image.devices()) {
-        tags.add(d.tag());
-      }
+    List<String> tags;
+    try {
+      tags = deviceTags(id, meta, "the shim at " + shim);
     } catch (NoSuchFileException e) {
       throw new IOException("image " + id + " not found: the daemon behind the shim at " + shim
           + " does not know it in domain " + dom + " (is 'lazypull daemon' running with a backend that has it?)");
-    } catch (ErrnoException e) {
-      throw new IOException("cannot read the meta blob of " + id + " through the shim: " + e.getMessage(), e);
     }
     List<Path> devices = new ArrayList<>();
     for (String tag : tags) {
-      if (!DIGEST.matcher(tag).matches()) {
-        throw new IOException("image " + id + ": device tag '" + tag + "' is not a blob digest;"
-            + " build images with 'lazypull mkfs --layout chunked|tar-index'");
-      }
       devices.add(shim.resolve(dom).resolve(tag));
     }
     Mounts.mountErofs(meta, target, devices);

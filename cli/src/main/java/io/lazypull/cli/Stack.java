@@ -237,7 +237,12 @@ final class Stack implements AutoCloseable {
     args.add(target.toString());
     MountCommand mount = new MountCommand();
     new picocli.CommandLine(mount).parseArgs(args.toArray(new String[0]));
-    mount.mountImage();
+    try {
+      mount.mountImage();
+    } catch (MetaBlobException e) {
+      String why = e.unreadable() ? MetaBlobs.diagnose(backend, e.fsid) : null; // the front end saw EIO
+      throw why == null ? e : new IOException(e.getMessage() + "; fetched directly: " + why, e);
+    }
     mounts.add(target);
   }
 

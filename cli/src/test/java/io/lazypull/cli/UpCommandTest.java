@@ -179,6 +179,43 @@ class UpCommandTest {
     }
   }
 
+  @Test
+  void upOfABadMetaBlob_saysWhichBlobAndWhatIsWrong() throws Exception {
+    Requirements.assumeFuse();
+    Path blobs = tmp.resolve("backend6");
+    MkfsResult image = Cluster.buildImage(LEGAL, blobs, Layout.CHUNKED);
+    Path meta = blobs.resolve(image.fsid());
+    byte[] bytes = Files.readAllBytes(meta);
+    bytes[1500] ^= 1; // inside the superblock's block: the daemon's sha256 check fails first
+    Files.write(meta, bytes);
+    byte[] garbage = "not an EROFS image ".repeat(300).getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    String garbageId = io.lazypull.backend.Digests.sha256Hex(java.nio.ByteBuffer.wrap(garbage));
+    Files.write(blobs.resolve(garbageId), garbage); // right by name, wrong by content
+    Path target = Files.createDirectories(tmp.resolve("mnt6"));
+    String[][] cases = {
+      {image.fsid(), "cannot read the meta blob of image " + image.fsid() + " through the shim at ",
+        "fetched directly: file://" + blobs + ": ", "sha256 mismatch for sha256:" + image.fsid()},
+      {garbageId, "the meta blob of image " + garbageId, "is not a valid EROFS image: superblock: bad magic", ""},
+    };
+    for (String[] c : cases) {
+      Path log = tmp.resolve("up6-" + c[0].substring(0, 8) + ".log");
+      Child up = up(blobs, c[0], tmp.resolve("cache6"), target, log);
+      try {
+        assertThat(up.process().waitFor(120, TimeUnit.SECONDS)).as("up exits").isTrue();
+        up.stop(5);
+        String out = Files.readString(log);
+        assertThat(up.exitValue()).as(out).isEqualTo(1);
+        String error = out.lines().filter(l -> l.contains("lazypull up: error: ")).findFirst().orElse("");
+        assertThat(error).contains(c[1]).contains(c[2]).contains(c[3]);
+        assertThat(Mounts.isMountPoint(target)).isFalse();
+      } finally {
+        up.kill();
+        Mounts.unmountOrDetach(target);
+        Mounts.unmountOrDetach(tmp.resolve("cache6/shim"));
+      }
+    }
+  }
+
   private static boolean isErofs(Path target) {
     try {
       Mounts.MountInfo mi = Mounts.mountInfo(target);
