@@ -67,20 +67,40 @@ final class BackendArgs {
     public Duration convert(String value) {
       Matcher m = SIMPLE.matcher(value.trim().toLowerCase(Locale.ROOT));
       if (m.matches()) {
-        long n = Long.parseLong(m.group(1));
-        switch (m.group(2)) {
-          case "ms": return Duration.ofMillis(n);
-          case "s": return Duration.ofSeconds(n);
-          case "m": return Duration.ofMinutes(n);
-          default: return Duration.ofHours(n);
+        try {
+          long n = Long.parseLong(m.group(1));
+          return inMillis(value, switch (m.group(2)) {
+            case "ms" -> Duration.ofMillis(n);
+            case "s" -> Duration.ofSeconds(n);
+            case "m" -> Duration.ofMinutes(n);
+            default -> Duration.ofHours(n);
+          });
+        } catch (NumberFormatException | ArithmeticException e) {
+          throw tooLong(value);
         }
       }
+      Duration d;
       try {
-        return Duration.parse(value);
+        d = Duration.parse(value);
       } catch (RuntimeException e) {
         throw new CommandLine.TypeConversionException("'" + value
             + "' is not a duration (want e.g. 500ms, 30s, 2m)");
       }
+      return inMillis(value, d);
+    }
+
+    /** Timeouts are kept in milliseconds: a duration that does not fit is refused here. */
+    private static Duration inMillis(String value, Duration d) {
+      try {
+        d.toMillis();
+        return d;
+      } catch (ArithmeticException e) {
+        throw tooLong(value);
+      }
+    }
+
+    private static CommandLine.TypeConversionException tooLong(String value) {
+      return new CommandLine.TypeConversionException("'" + value + "' is too long a duration");
     }
   }
 
@@ -93,23 +113,6 @@ final class BackendArgs {
       } catch (IllegalArgumentException e) {
         throw new CommandLine.TypeConversionException(e.getMessage());
       }
-    }
-  }
-
-  /** Parses a byte count: 4096, 128K, 16M, 1G (binary units). */
-  static final class SizeConverter implements CommandLine.ITypeConverter<Long> {
-    private static final Pattern SIZE = Pattern.compile("(\\d+)([kmgt]?)(i?b)?");
-
-    @Override
-    public Long convert(String value) {
-      Matcher m = SIZE.matcher(value.trim().toLowerCase(Locale.ROOT));
-      if (!m.matches()) {
-        throw new CommandLine.TypeConversionException("'" + value
-            + "' is not a size (want e.g. 4096, 128K, 16M, 1G)");
-      }
-      long n = Long.parseLong(m.group(1));
-      int shift = "kmgt".indexOf(m.group(2).isEmpty() ? ' ' : m.group(2).charAt(0)) + 1;
-      return n << (10 * shift);
     }
   }
 }

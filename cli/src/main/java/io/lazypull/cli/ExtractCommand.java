@@ -18,6 +18,11 @@ import picocli.CommandLine.Parameters;
       "devices and trusted.* xattrs. Chunked and tar-index images need their data blobs",
       "with --device, in device-table order (see 'lazypull inspect'). DIR is created if",
       "missing; existing entries are not overwritten.",
+      "",
+      "Every piece of a data blob is checked against the image's blob index (sha256 per",
+      "piece) before its bytes are written: a blob that is not the one the image was built",
+      "with stops the extraction with an error naming the blob and the piece, and the file",
+      "being written is removed.",
       ""
     })
 final class ExtractCommand implements Callable<Integer> {

@@ -100,9 +100,13 @@ final class Extractor {
     }
   }
 
-  /** Streams the content; all-zero blocks are skipped so holes stay holes. */
+  /**
+   * Streams the content; all-zero blocks are skipped so holes stay holes. A file whose content
+   * cannot be read whole (a data blob that fails verification) is removed, not left short.
+   */
   private long writeFile(Path p, ErofsImage.Node n) throws IOException {
-    try (FileChannel out = FileChannel.open(p, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+    FileChannel out = FileChannel.open(p, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
+    try (out) {
       ByteBuffer buf = ByteBuffer.allocate(BUFFER);
       for (long pos = 0; pos < n.size(); ) {
         buf.clear();
@@ -119,6 +123,9 @@ final class Extractor {
       if (out.size() < n.size()) {
         out.write(ByteBuffer.allocate(1), n.size() - 1);
       }
+    } catch (IOException | RuntimeException e) {
+      Files.deleteIfExists(p);
+      throw e;
     }
     return n.size();
   }

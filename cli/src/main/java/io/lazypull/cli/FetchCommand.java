@@ -2,15 +2,23 @@ package io.lazypull.cli;
 
 import io.lazypull.backend.BlobBackend;
 import io.lazypull.backend.Digests;
+import io.lazypull.erofs.BlobIndex;
+import io.lazypull.erofs.CorruptImageException;
+import io.lazypull.erofs.ImageSource;
+import java.io.ByteArrayOutputStream;
+import java.io.EOFException;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.ByteBuffer;
+import java.nio.channels.Channels;
 import java.nio.channels.FileChannel;
 import java.nio.channels.WritableByteChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
+import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -19,17 +27,29 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 /**
- * Writes a blob, or a range of it, to stdout (or a file). A whole blob is checked against its
- * digest; with {@code -o} nothing is written unless it matches.
+ * Writes a blob, or a range of it, to stdout (or a file). Nothing unverified is written where
+ * it can be verified: a whole blob is checked against its digest before any byte of it is
+ * written; with {@code --image} every piece is checked against the image's blob index.
  */
 @Command(name = "fetch", mixinStandardHelpOptions = true,
     description = {"Write a blob, or a range of it, from a backend to stdout (or a file).",
-        "A whole blob is verified against its digest: with -o FILE the file",
-        "appears only if it matches; on stdout the bytes are out before a",
-        "mismatch can be found (then the exit code is 1)."})
+        "",
+        "A whole blob is verified against its digest before a byte of it is written:",
+        "with -o FILE it is downloaded beside FILE and renamed over it once it matches;",
+        "on stdout it is downloaded into a temporary file in $TMPDIR (default /tmp; the",
+        "blob's size must fit there) and copied out only once it matches. On a mismatch",
+        "nothing is written, the exit code is 1.",
+        "",
+        "A range (--offset, --length) is verified when its digest is known: --chunk-sha256",
+        "for the range as a whole, or --image FSID, the image whose meta blob (fetched from",
+        "the same backend, checked against FSID) carries the blob's piece digests: then",
+        "each piece is fetched whole and checked before its bytes are written, a whole",
+        "blob streams without a temporary file, and a mismatch stops with exit code 1.",
+        "Without either a range is written as the backend returns it."})
 final class FetchCommand implements Callable<Integer> {
   private static final int BUFFER = 1 << 20;
   private static final long MAX_VERIFIED_RANGE = 256L << 20;
+  private static final long MAX_META_BLOB = 256L << 20;
 
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
   @Mixin BackendArgs backend;
@@ -39,10 +59,10 @@ final class FetchCommand implements Callable<Integer> {
   String hex;
 
   @Option(names = "--offset", paramLabel = "BYTES", defaultValue = "0",
-      converter = BackendArgs.SizeConverter.class, description = "First byte (default: 0).")
+      converter = ByteSizes.class, description = "First byte (default: 0).")
   long offset;
 
-  @Option(names = "--length", paramLabel = "BYTES", converter = BackendArgs.SizeConverter.class,
+  @Option(names = "--length", paramLabel = "BYTES", converter = ByteSizes.class,
       description = "Bytes to write; fewer when the blob ends first (default: to the end).")
   Long length;
 
@@ -50,6 +70,10 @@ final class FetchCommand implements Callable<Integer> {
       converter = BackendArgs.DigestConverter.class,
       description = "The sha256 the range must have; nothing is written if it does not (needs --length, at most 256M).")
   String chunkSha256;
+
+  @Option(names = "--image", paramLabel = "FSID", converter = BackendArgs.DigestConverter.class,
+      description = "Check every piece against the blob index of this image (a data blob of it).")
+  String image;
 
   @Option(names = {"-o", "--output"}, paramLabel = "FILE",
       description = "Write to FILE (atomically, after verification) instead of stdout.")
@@ -62,14 +86,16 @@ final class FetchCommand implements Callable<Integer> {
       throw new CommandLine.ParameterException(spec.commandLine(),
           "--chunk-sha256 needs --length of at most 256M");
     }
+    if (chunkSha256 != null && image != null) {
+      throw new CommandLine.ParameterException(spec.commandLine(), "give --chunk-sha256 or --image, not both");
+    }
     try (BlobBackend b = backend.open(spec.commandLine())) {
-      if (whole && chunkSha256 == null) {
+      ImageSource pieces = image == null ? null : verifiedBlob(b);
+      if (whole && chunkSha256 == null && pieces == null) {
         if (output != null) {
           b.download(hex, output);
         } else {
-          PrintStream out = System.out;
-          b.transferTo(hex, new StreamChannel(out));
-          flush(out);
+          copyVerifiedToStdout(b);
         }
         return 0;
       }
@@ -78,7 +104,7 @@ final class FetchCommand implements Callable<Integer> {
         Path tmp = Files.createTempFile(abs.getParent(), "." + abs.getFileName() + ".", ".part");
         try {
           try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
-            writeRange(b, ch);
+            writeRange(b, pieces, ch);
             ch.force(true);
           }
           Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
@@ -86,14 +112,56 @@ final class FetchCommand implements Callable<Integer> {
           Files.deleteIfExists(tmp);
         }
       } else {
-        writeRange(b, new StreamChannel(System.out));
+        writeRange(b, pieces, new StreamChannel(System.out));
         flush(System.out);
       }
       return 0;
     }
   }
 
-  private void writeRange(BlobBackend b, WritableByteChannel out) throws IOException {
+  /** A whole blob: downloaded into $TMPDIR and checked against its digest, then copied out. */
+  private void copyVerifiedToStdout(BlobBackend b) throws IOException {
+    String dir = System.getenv("TMPDIR");
+    Path tmpDir = Path.of(dir == null || dir.isEmpty() ? System.getProperty("java.io.tmpdir") : dir);
+    Path tmp = Files.createTempFile(tmpDir, ".lazypull-fetch-", ".part");
+    try {
+      b.download(hex, tmp);
+      Files.copy(tmp, System.out);
+      flush(System.out);
+    } finally {
+      Files.deleteIfExists(tmp);
+    }
+  }
+
+  /**
+   * The blob read through the piece digests of image {@link #image}: its meta blob is fetched
+   * whole into memory and checked against the fsid first.
+   */
+  private ImageSource verifiedBlob(BlobBackend b) throws IOException {
+    long size = b.size(image);
+    if (size > MAX_META_BLOB) {
+      throw new IOException("--image " + image + ": a meta blob of " + size + " bytes is more than 256M");
+    }
+    ByteArrayOutputStream meta = new ByteArrayOutputStream((int) size);
+    b.transferTo(image, Channels.newChannel(meta)); // throws if it does not match its name
+    try (ImageSource metaSource = ImageSource.of(meta.toByteArray())) {
+      Optional<List<BlobIndex.Blob>> index;
+      try {
+        index = BlobIndex.read(metaSource);
+      } catch (CorruptImageException e) {
+        throw new IOException("--image " + image + ": not a lazypull meta blob: " + e.getMessage(), e);
+      }
+      for (BlobIndex.Blob blob : index.orElse(List.of())) {
+        if (blob.tag().equals(hex)) {
+          return blob.verified(new BackendSource(b, hex, b.size(hex)));
+        }
+      }
+    }
+    throw new IOException("--image " + image + ": sha256:" + hex + " is not in its blob index"
+        + " (not one of its data blobs)");
+  }
+
+  private void writeRange(BlobBackend b, ImageSource pieces, WritableByteChannel out) throws IOException {
     if (chunkSha256 != null) {
       ByteBuffer buf = ByteBuffer.allocate((int) (long) length);
       int n = b.read(hex, offset, buf, chunkSha256);
@@ -114,7 +182,7 @@ final class FetchCommand implements Callable<Integer> {
         buf.limit((int) left);
       }
       int want = buf.remaining();
-      int n = b.read(hex, pos, buf);
+      int n = pieces == null ? b.read(hex, pos, buf) : readVerified(pieces, pos, buf);
       if (n < 0) {
         if (first) {
           throw pastEnd(b);
@@ -132,6 +200,19 @@ final class FetchCommand implements Callable<Integer> {
     }
   }
 
+  /** Like {@link BlobBackend#read}, through the verified pieces. */
+  private static int readVerified(ImageSource pieces, long pos, ByteBuffer dst) throws IOException {
+    long size = pieces.size();
+    if (pos >= size) {
+      return -1;
+    }
+    int n = (int) Math.min(dst.remaining(), size - pos);
+    ByteBuffer part = dst.slice().limit(n);
+    pieces.read(pos, part);
+    dst.position(dst.position() + n);
+    return n;
+  }
+
   private IOException pastEnd(BlobBackend b) throws IOException {
     return new IOException(b.describe() + ": offset " + offset + " is at or past the end of "
         + Digests.SHA256_PREFIX + hex + " (" + b.size(hex) + " bytes)");
@@ -147,6 +228,25 @@ final class FetchCommand implements Callable<Integer> {
     out.flush();
     if (out.checkError()) {
       throw new IOException("stdout: write failed (closed pipe or full disk?)");
+    }
+  }
+
+  /** A blob in a backend as an image source (reads are short only at its end). */
+  private record BackendSource(BlobBackend backend, String hex, long size) implements ImageSource {
+    @Override
+    public void read(long pos, ByteBuffer dst) throws IOException {
+      while (dst.hasRemaining()) {
+        int n = backend.read(hex, pos, dst);
+        if (n <= 0) {
+          throw new EOFException(backend.describe() + ": sha256:" + hex + " ends at " + pos);
+        }
+        pos += n;
+      }
+    }
+
+    @Override
+    public String toString() {
+      return backend.describe() + " sha256:" + hex;
     }
   }
 

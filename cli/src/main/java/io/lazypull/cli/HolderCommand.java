@@ -1,6 +1,8 @@
 package io.lazypull.cli;
 
 import io.lazypull.daemon.failover.HolderServer;
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -38,7 +40,7 @@ final class HolderCommand implements Callable<Integer> {
   private static final Logger log = LoggerFactory.getLogger(HolderCommand.class);
 
   @Option(names = "--socket", required = true, paramLabel = "PATH",
-      description = "Unix socket to listen on (created mode 0600).")
+      description = "Unix socket to listen on (created mode 0600, in an existing directory).")
   Path socket;
 
   @Option(names = "--relay-grace", paramLabel = "SECONDS", defaultValue = "30",
@@ -50,6 +52,13 @@ final class HolderCommand implements Callable<Integer> {
   public Integer call() throws Exception {
     if (relayGraceSeconds < 0) {
       throw new IllegalArgumentException("--relay-grace must be 0 or more seconds, not " + relayGraceSeconds);
+    }
+    // A typo must not create a directory tree: the socket's directory is the operator's to make
+    // (with the permissions it needs).
+    Path dir = socket.toAbsolutePath().getParent();
+    if (!Files.isDirectory(dir)) {
+      throw new IOException("no such directory: " + dir + " (the holder's socket goes into an existing"
+          + " directory; it is not created)");
     }
     HolderServer server = HolderServer.listen(socket, relayGraceSeconds * 1000L);
     Runtime.getRuntime().addShutdownHook(new Thread(server::close, "holder-shutdown"));

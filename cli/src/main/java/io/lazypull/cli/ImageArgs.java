@@ -1,5 +1,6 @@
 package io.lazypull.cli;
 
+import io.lazypull.erofs.BlobIndex;
 import io.lazypull.erofs.ErofsImage;
 import io.lazypull.erofs.ImageSource;
 import java.io.Closeable;
@@ -8,7 +9,11 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 
-/** An image opened from the command line: the meta blob plus its --device blobs, closed together. */
+/**
+ * An image opened from the command line: the meta blob plus its --device blobs, closed together.
+ * The blobs are read through the meta blob's blob index (erofs-tools' {@link BlobIndex#verifying}):
+ * every piece of file data is checked before it is used.
+ */
 final class ImageArgs implements Closeable {
   final ImageSource meta;
   final List<ImageSource> devices = new ArrayList<>();
@@ -20,7 +25,7 @@ final class ImageArgs implements Closeable {
       for (Path d : devicePaths) {
         devices.add(ImageSource.of(d));
       }
-      image = ErofsImage.open(meta, devices);
+      image = ErofsImage.open(meta, BlobIndex.verifying(meta, devices));
     } catch (IOException | RuntimeException e) {
       close();
       throw e;

@@ -28,8 +28,8 @@ import picocli.CommandLine.Parameters;
     description = {
       "Show an EROFS image: superblock, features, device table, blob index and the tree",
       "(mode, uid, gid, size, nid, path). Metadata needs only the image; with the data",
-      "blobs given by --device (in device-table order) it also opens them and reports",
-      "that file data is readable.",
+      "blobs given by --device (in device-table order) it also opens them, checks their",
+      "sizes against the blob index and reports that file data is readable.",
       ""
     })
 final class InspectCommand implements Callable<Integer> {

@@ -62,7 +62,14 @@ public final class Main implements Runnable {
   /** Set by 'up' and 'demo' for their children: they stop when it dies, even by SIGKILL. */
   static final String DIE_WITH_PARENT = "LAZYPULL_DIE_WITH_PARENT";
 
+  /** Set by 'up' for its children: the file each holds a shared lock on ({@link StackLock}). */
+  static final String STACK_LOCK = "LAZYPULL_STACK_LOCK";
+
   public static void main(String[] args) {
+    String stackLock = System.getenv(STACK_LOCK);
+    if (stackLock != null) {
+      StackLock.holdForLife(java.nio.file.Path.of(stackLock));
+    }
     String parent = System.getenv(DIE_WITH_PARENT);
     if (parent != null) {
       try {

@@ -1,5 +1,6 @@
 package io.lazypull.cli;
 
+import io.lazypull.erofs.CorruptImageException;
 import io.lazypull.erofs.ErofsImage;
 import io.lazypull.erofs.ImageSource;
 import io.lazypull.shim.fanotify.RelayClient;
@@ -42,6 +43,7 @@ import picocli.CommandLine.Parameters;
     })
 final class MountCommand implements Callable<Integer> {
   private static final Pattern DIGEST = Pattern.compile("[0-9a-f]{64}");
+  private static final Pattern DOMAIN = Pattern.compile("[A-Za-z0-9_][A-Za-z0-9._:+@-]{0,127}");
 
   @Option(names = "--frontend", paramLabel = "kernel|fuse|fanotify|auto",
       description = "How reads reach the daemon (default: fuse with --shim, fanotify with --cache-dir, else kernel).")
@@ -63,26 +65,61 @@ final class MountCommand implements Callable<Integer> {
   @Parameters(index = "0", paramLabel = "TARGET", description = "Where to mount it.")
   Path target;
 
+  @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
+
   @Override
   public Integer call() throws Exception {
+    try {
+      checkFsid(fsid);
+      checkDomain(domain);
+    } catch (IllegalArgumentException e) {
+      throw new picocli.CommandLine.ParameterException(spec.commandLine(), e.getMessage());
+    }
     String dom = mountImage();
     System.out.println("mounted " + fsid + " (domain " + dom + ") on " + target);
     return 0;
   }
 
-  /** Mounts the image; returns the domain used. */
-  String mountImage() throws Exception {
+  /** The fsid without its "sha256:" prefix; anything but 64 lowercase hex digits is refused. */
+  static String checkFsid(String fsid) {
     String id = fsid.startsWith("sha256:") ? fsid.substring(7) : fsid;
     if (!DIGEST.matcher(id).matches()) {
       throw new IllegalArgumentException("--fsid must be a sha256 hex digest (64 lowercase hex chars), not '" + fsid + "'");
     }
+    return id;
+  }
+
+  /**
+   * Refuses a domain that cannot be one everywhere it goes: a directory name under the shim
+   * and the relay's cache, the kernel's domain_id= mount option, the daemon's --domain NAME=URI.
+   */
+  static void checkDomain(String domain) {
+    if (domain != null && !DOMAIN.matcher(domain).matches()) {
+      throw new IllegalArgumentException("--domain must be 1-128 characters of letters, digits and ._:+@-,"
+          + " starting with a letter, digit or _, not '" + domain + "'");
+    }
+  }
+
+  /** Mounts the image; returns the domain used. */
+  String mountImage() throws Exception {
+    String id = checkFsid(fsid);
+    checkDomain(domain);
     if (!Files.isDirectory(target)) {
       throw new NoSuchFileException(target.toString(), null, "mount target is not a directory");
     }
     String dom = domain == null ? id : domain;
     switch (frontend()) {
       case KERNEL:
-        Mounts.mountErofsFscache(id, domain, target);
+        try {
+          Mounts.mountErofsFscache(id, domain, target);
+        } catch (ErrnoException e) {
+          if (e.errno() != Errno.EIO) {
+            throw e;
+          }
+          // The kernel reads the meta blob through fscache during mount(2).
+          throw new MetaBlobException(id, "cannot mount image " + id + " (" + e.getMessage() + "): reading its meta"
+              + " blob failed; " + MetaBlobException.DAEMON_HINT, e);
+        }
         break;
       case FUSE:
         if (shim == null) {
@@ -139,9 +176,10 @@ final class MountCommand implements Callable<Integer> {
           throw new IOException("image " + id + " not found: the daemon behind the fanotify relay of " + cacheDir
               + " does not know it in domain " + dom + " (is 'lazypull daemon' running with a backend that has it?)");
         }
-        throw new IOException("cannot open the meta blob of " + id + " through the fanotify relay: " + e.getMessage(), e);
+        throw new MetaBlobException(id, "cannot read the meta blob of image " + id + " through the fanotify relay of "
+            + cacheDir + " (" + e.getMessage() + "): " + MetaBlobException.DAEMON_HINT, e);
       }
-      List<String> tags = deviceTags(id, meta.path());
+      List<String> tags = deviceTags(id, meta.path(), "the fanotify relay of " + cacheDir);
       List<Path> devices = new ArrayList<>();
       for (String tag : tags) {
         devices.add(relay.open(dom, tag, false).path());
@@ -151,12 +189,24 @@ final class MountCommand implements Callable<Integer> {
     }
   }
 
-  private static List<String> deviceTags(String id, Path meta) throws IOException {
+  /**
+   * The device table of the meta blob at {@code meta} (a front end's file: reading it makes
+   * the daemon fetch and verify it), with errors that say which blob and what is wrong.
+   */
+  private static List<String> deviceTags(String id, Path meta, String via) throws IOException {
     List<String> tags = new ArrayList<>();
     try (ImageSource src = ImageSource.of(meta); ErofsImage image = ErofsImage.open(src, List.of())) {
       for (ErofsImage.Device d : image.devices()) {
         tags.add(d.tag());
       }
+    } catch (CorruptImageException e) {
+      throw new MetaBlobException(id, "the meta blob of image " + id + " (" + meta + ") is not a valid EROFS image: "
+          + e.getMessage(), e);
+    } catch (NoSuchFileException e) {
+      throw e;
+    } catch (IOException e) {
+      throw new MetaBlobException(id, "cannot read the meta blob of image " + id + " through " + via + " ("
+          + Errors.describe(e) + "): " + MetaBlobException.DAEMON_HINT, e);
     }
     for (String tag : tags) {
       if (!DIGEST.matcher(tag).matches()) {
@@ -169,23 +219,15 @@ final class MountCommand implements Callable<Integer> {
 
   private void mountOverShim(String id, String dom) throws IOException {
     Path meta = shim.resolve(dom).resolve(id);
-    List<String> tags = new ArrayList<>();
-    try (ImageSource src = ImageSource.of(meta); ErofsImage image = ErofsImage.open(src, List.of())) {
-      for (ErofsImage.Device d : image.devices()) {
-        tags.add(d.tag());
-      }
+    List<String> tags;
+    try {
+      tags = deviceTags(id, meta, "the shim at " + shim);
     } catch (NoSuchFileException e) {
       throw new IOException("image " + id + " not found: the daemon behind the shim at " + shim
           + " does not know it in domain " + dom + " (is 'lazypull daemon' running with a backend that has it?)");
-    } catch (ErrnoException e) {
-      throw new IOException("cannot read the meta blob of " + id + " through the shim: " + e.getMessage(), e);
     }
     List<Path> devices = new ArrayList<>();
     for (String tag : tags) {
-      if (!DIGEST.matcher(tag).matches()) {
-        throw new IOException("image " + id + ": device tag '" + tag + "' is not a blob digest;"
-            + " build images with 'lazypull mkfs --layout chunked|tar-index'");
-      }
       devices.add(shim.resolve(dom).resolve(tag));
     }
     Mounts.mountErofs(meta, target, devices);

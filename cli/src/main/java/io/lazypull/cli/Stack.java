@@ -55,6 +55,7 @@ final class Stack implements AutoCloseable {
   private Path logs;
   private boolean quiet;
   private boolean dieWithUs;
+  private StackLock lock;
   Child holder;
   Child shim;
   Child daemon;
@@ -109,9 +110,21 @@ final class Stack implements AutoCloseable {
     return this;
   }
 
+  /**
+   * Makes DIR this process's ({@link StackLock}), for 'up': refused if another 'up' runs on
+   * it; waits until the processes of a killed one have exited. Held until {@link #close()}.
+   */
+  Stack lock() throws IOException, InterruptedException {
+    lock = StackLock.acquire(run);
+    return this;
+  }
+
   private Child logged(Child c) {
     if (dieWithUs) {
       c.env(java.util.Map.of(Main.DIE_WITH_PARENT, Long.toString(ProcessHandle.current().pid())));
+    }
+    if (lock != null) {
+      c.env(java.util.Map.of(Main.STACK_LOCK, lock.childrenLock.toString()));
     }
     if (logs == null) {
       return c;
@@ -263,7 +276,12 @@ final class Stack implements AutoCloseable {
     args.add(target.toString());
     MountCommand mount = new MountCommand();
     new picocli.CommandLine(mount).parseArgs(args.toArray(new String[0]));
-    mount.mountImage();
+    try {
+      mount.mountImage();
+    } catch (MetaBlobException e) {
+      String why = e.unreadable() ? MetaBlobs.diagnose(backend, e.fsid) : null; // the front end saw EIO
+      throw why == null ? e : new IOException(e.getMessage() + "; fetched directly: " + why, e);
+    }
     mounts.add(target);
   }
 
@@ -342,7 +360,7 @@ final class Stack implements AutoCloseable {
     if (shim != null) {
       shim.stop(15);
     }
-    if (isFuseMounted(shimDir)) {
+    if (shim != null && isFuseMounted(shimDir)) { // ours only: never another stack's shim
       try {
         Mounts.umount(shimDir, Mounts.MNT_DETACH);
       } catch (IOException e) {
@@ -351,6 +369,9 @@ final class Stack implements AutoCloseable {
     }
     if (holder != null) {
       holder.stop(5);
+    }
+    if (lock != null) {
+      lock.close();
     }
   }
 }

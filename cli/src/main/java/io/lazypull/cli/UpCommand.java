@@ -1,5 +1,9 @@
 package io.lazypull.cli;
 
+import io.lazypull.backend.BackendOptions;
+import io.lazypull.backend.Backends;
+import io.lazypull.sys.Fanotify;
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -7,6 +11,7 @@ import java.util.List;
 import java.util.concurrent.Callable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -19,6 +24,12 @@ import picocli.CommandLine.Parameters;
       "on TARGET, and stays in the foreground. If the daemon dies it is started again and",
       "takes the device back from the holder: reads in flight complete. Ctrl-C (SIGINT) or",
       "SIGTERM unmounts TARGET and stops everything it started.",
+      "",
+      "One 'up' per --cache-dir: a second is refused before it touches anything (the",
+      "first holds DIR/run/up.lock); after an 'up' that was killed, the next one waits",
+      "(at most 60 s) for the processes it had started to exit, then unmounts the dead",
+      "image that one left on TARGET and the shim's dead mount, saying so. Any other mount",
+      "on TARGET (or a live shim or relay it did not start) is refused, not touched.",
       "",
       "--frontend picks how the kernel's reads reach the daemon: fuse (the fuse-shim, the",
       "default), fanotify (pre-content events on the cache files, Linux 6.14+; the shim",
@@ -58,11 +69,11 @@ final class UpCommand implements Callable<Integer> {
 
   private volatile boolean stopping;
 
+  @CommandLine.Spec CommandLine.Model.CommandSpec spec;
+
   @Override
   public Integer call() throws Exception {
-    if (!Files.isDirectory(target)) {
-      throw new IllegalArgumentException("mount target " + target + " is not a directory");
-    }
+    checkArguments();
     Frontends chosen;
     if (frontend.equals("auto")) {
       Frontends.Choice c = Frontends.detect(cacheDir.toAbsolutePath().resolve("run"));
@@ -72,7 +83,8 @@ final class UpCommand implements Callable<Integer> {
     } else {
       chosen = Frontends.parse(frontend);
     }
-    Stack stack = new Stack(cacheDir, backend).frontend(chosen).childrenDieWithUs();
+    Stack stack = new Stack(cacheDir, backend).frontend(chosen).childrenDieWithUs().lock();
+    DeadMounts.clear(stack, target.toAbsolutePath());
     stack.daemonArgs.addAll(daemonArgs);
     if (domain != null) {
       stack.daemonArgs.addAll(List.of("--domain", domain + "=" + backend));
@@ -100,5 +112,35 @@ final class UpCommand implements Callable<Integer> {
       Thread.sleep(100);
     }
     return 0;
+  }
+
+  /**
+   * Everything that can be wrong with the arguments, before anything is created or started
+   * (a bad fsid used to be found by the mount, after the holder, shim and daemon were up).
+   */
+  private void checkArguments() throws IOException {
+    try {
+      MountCommand.checkFsid(fsid);
+      MountCommand.checkDomain(domain);
+      if (!frontend.equals("auto")) {
+        Frontends.parse(frontend);
+      }
+      Backends.open(backend, BackendOptions.defaults()).close(); // parses the URI; a file:// dir must exist
+    } catch (IllegalArgumentException e) {
+      throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
+    }
+    if (!Files.isDirectory(target)) {
+      throw new IOException("mount target " + target + " is not a directory");
+    }
+    if (frontend.equals("fanotify")) {
+      Path dir = cacheDir.toAbsolutePath();
+      while (!Files.isDirectory(dir)) { // the cache dir is made later, on the same filesystem
+        dir = dir.getParent();
+      }
+      String why = Fanotify.probePreContent(dir);
+      if (why != null) {
+        throw new IOException("--frontend fanotify cannot work with --cache-dir " + cacheDir + ": " + why);
+      }
+    }
   }
 }

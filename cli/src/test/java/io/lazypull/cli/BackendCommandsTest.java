@@ -10,6 +10,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.List;
 import java.util.SplittableRandom;
 import java.util.UUID;
 import org.junit.jupiter.api.AfterAll;
@@ -124,6 +125,59 @@ class BackendCommandsTest {
   }
 
   @Test
+  void fetch_ofATamperedBlob_writesNothingToStdout() throws Exception {
+    Path store = Files.createDirectories(dir.resolve("tampered"));
+    byte[] wrong = data.clone();
+    wrong[data.length / 2] ^= 1; // same size, one bit off
+    Files.write(store.resolve(hex), wrong);
+    Run whole = run("fetch", "-b", store.toUri().toString(), hex);
+    assertThat(whole.code()).isEqualTo(1);
+    assertThat(whole.out()).as("bytes on stdout").isEmpty();
+    assertThat(whole.err()).contains("sha256 mismatch for sha256:" + hex);
+    assertThat(whole.err().strip()).doesNotContain("\n");
+    assertThat(Files.list(Path.of(System.getProperty("java.io.tmpdir")))
+        .filter(f -> f.getFileName().toString().startsWith(".lazypull-fetch-"))).as("temporary files left").isEmpty();
+  }
+
+  @Test
+  void fetch_withImage_checksEveryPieceBeforeWritingIt() throws Exception {
+    Path src = Files.createDirectories(dir.resolve("image-src"));
+    byte[] content = new byte[5 * 65536 + 123];
+    new SplittableRandom(11).nextBytes(content);
+    Files.write(src.resolve("file"), content);
+    Path store = Files.createDirectories(dir.resolve("image-store"));
+    io.lazypull.erofs.MkfsResult image = io.lazypull.erofs.Mkfs.builder()
+        .layout(io.lazypull.erofs.Layout.CHUNKED).chunkSize(65536).blobDir(store).build()
+        .build(src, dir.resolve("image.meta"));
+    Files.copy(image.image(), store.resolve(image.fsid()));
+    String blob = image.dataBlob().orElseThrow().sha256Hex();
+    byte[] good = Files.readAllBytes(store.resolve(blob));
+    String backend = store.toUri().toString();
+
+    Run range = run("fetch", "-b", backend, blob, "--image", image.fsid(), "--offset", "70000", "--length", "100000");
+    assertThat(range.code()).as(range.err()).isZero();
+    assertThat(range.out()).isEqualTo(Arrays.copyOfRange(good, 70000, 170000));
+
+    byte[] wrong = good.clone();
+    wrong[3 * 65536 + 7] ^= 1; // piece 3
+    Files.write(store.resolve(blob), wrong);
+    Run bad = run("fetch", "-b", backend, blob, "--image", image.fsid(), "--offset", "200000", "--length", "10");
+    assertThat(bad.code()).isEqualTo(1);
+    assertThat(bad.out()).isEmpty();
+    assertThat(bad.err()).contains("piece 3 [196608, 262144)").contains("not the blob this image was built with");
+    Run all = run("fetch", "-b", backend, blob, "--image", image.fsid());
+    assertThat(all.code()).isEqualTo(1);
+    assertThat(all.out().length).as("stops before piece 3").isLessThanOrEqualTo(3 * 65536);
+    assertThat(all.out()).as("only verified bytes").isEqualTo(Arrays.copyOf(good, all.out().length));
+    Run unverified = run("fetch", "-b", backend, blob, "--offset", "200000", "--length", "10");
+    assertThat(unverified.code()).isZero(); // without a known digest a range is what the backend returns
+
+    Run notInImage = run("fetch", "-b", backend, image.fsid(), "--image", image.fsid(), "--length", "10");
+    assertThat(notInImage.code()).isEqualTo(1);
+    assertThat(notInImage.err()).contains("is not in its blob index");
+  }
+
+  @Test
   void errors_areOneLine_withTheRightExitCode() throws Exception {
     String backend = fileBackend();
     String missing = "0".repeat(64);
@@ -149,6 +203,54 @@ class BackendCommandsTest {
     Run noFile = run("push", "-b", backend, dir.resolve("nope").toString());
     assertThat(noFile.code()).isEqualTo(1);
     assertThat(noFile.err()).contains("no such file or directory");
+  }
+
+  @Test
+  void push_ofAFileWhoseContentDoesNotMatchItsName_uploadsNothing() throws Exception {
+    Path store = Files.createDirectories(dir.resolve("push-store"));
+    Files.write(store.resolve(hex), data); // the real blob is there already
+    Path local = Files.createDirectories(dir.resolve("push-local"));
+    byte[] damaged = data.clone();
+    damaged[12345] ^= 1;
+    Path misnamed = Files.write(local.resolve(hex), damaged); // same name, same size
+    Path other = Files.write(local.resolve("other"), "other".getBytes(StandardCharsets.UTF_8));
+    Run r = run("push", "-b", store.toUri().toString(), other.toString(), misnamed.toString());
+    assertThat(r.code()).isEqualTo(1);
+    assertThat(r.err().strip()).doesNotContain("\n")
+        .contains(misnamed + " is named like the blob sha256:" + hex)
+        .contains("its content has sha256:" + Digests.sha256Hex(ByteBuffer.wrap(damaged)))
+        .contains("nothing uploaded");
+    assertThat(r.out()).isEmpty();
+    try (var files = Files.list(store)) {
+      assertThat(files.map(f -> f.getFileName().toString()).toList()).containsExactly(hex);
+    }
+    Run good = run("push", "-b", store.toUri().toString(), file.toString());
+    assertThat(good.code()).as(good.err()).isZero();
+  }
+
+  @Test
+  void numericOptions_outOfRange_areOneLineUsageErrors() throws Exception {
+    String backend = fileBackend();
+    String huge = "99999999999999999999999";
+    List<List<String>> commands = List.of(
+        List.of("fetch", "-b", backend, hex, "--length", huge),
+        List.of("fetch", "-b", backend, hex, "--length", "99999999999T"),
+        List.of("fetch", "-b", backend, hex, "--offset", huge),
+        List.of("fetch", "-b", backend, hex, "--timeout", huge + "s"),
+        List.of("fetch", "-b", backend, hex, "--timeout", "9999999999999999h"),
+        List.of("fetch", "-b", backend, hex, "--retries", huge),
+        List.of("push", "-b", backend, "--part-size", huge, file.toString()),
+        List.of("push", "-b", backend, "--multipart-threshold", "9999999999G", file.toString()),
+        List.of("mkfs", "--layout", "chunked", "--chunk-size", huge, dir.toString(), dir.resolve("x").toString()),
+        List.of("mkfs", "--mtime", huge, dir.toString(), dir.resolve("x").toString()));
+    for (List<String> args : commands) {
+      Run r = run(args.toArray(String[]::new));
+      assertThat(r.code()).as(String.join(" ", args) + ": " + r.err()).isEqualTo(2);
+      assertThat(r.err()).as(String.join(" ", args)).doesNotContain("Exception")
+          .containsPattern("Invalid value for option '--[a-z-]+': '[0-9A-Za-z]+' is (too|not)");
+    }
+    run("push", "-b", backend, file.toString());
+    assertThat(run("fetch", "-b", backend, hex, "--length", "1KiB").out()).hasSize(1024);
   }
 
   @Test

@@ -164,6 +164,62 @@ class ImageCommandsTest {
   }
 
   @Test
+  void extract_withADifferentBlobOfTheSameSize_failsNamingBlobAndPiece_andWritesNoWrongFile() throws IOException {
+    Path src = source();
+    Path blobs = tmp.resolve("blobs");
+    Result mk = lazypull("mkfs", "--layout", "chunked", "--chunk-size", "64K", "--blob-dir", blobs.toString(),
+        src.toString(), tmp.resolve("meta").toString());
+    assertThat(mk.code()).as(mk.err()).isZero();
+    Path blob = blobs.resolve(field(mk.out(), "blob sha256: *(\\p{XDigit}{64})"));
+    byte[] bytes = Files.readAllBytes(blob);
+    for (int i = 0; i < bytes.length; i += 65536) {
+      bytes[i + 100] ^= 1; // every piece differs: whichever a file reads first
+    }
+    Path other = Files.write(tmp.resolve("other-blob"), bytes);
+    Path out = tmp.resolve("out");
+    Result ex = lazypull("extract", "--device", other.toString(), tmp.resolve("meta").toString(), out.toString());
+    assertThat(ex.code()).isEqualTo(1);
+    assertThat(ex.err().strip()).doesNotContain("\n")
+        .contains("data blob " + other).containsPattern("piece \\d+ \\[\\d+, \\d+\\)")
+        .contains("not the blob this image was built with");
+    try (var files = Files.walk(out)) {
+      for (Path f : (Iterable<Path>) files.filter(Files::isRegularFile)::iterator) {
+        Path original = src.resolve(out.relativize(f).toString());
+        assertThat(f).as("extracted %s", f).hasSameBinaryContentAs(original);
+      }
+    }
+
+    Result inspect = lazypull("inspect", "--device", tmp.resolve("meta").toString(), tmp.resolve("meta").toString());
+    assertThat(inspect.code()).isEqualTo(1);
+    assertThat(inspect.err()).contains("the image's blob index says " + Files.size(blob));
+  }
+
+  @Test
+  void mkfsTarIndex_thatFails_leavesNothingInTheBlobDir() throws IOException {
+    Requirements.assumeCommand("tar");
+    Requirements.assumeCommand("gzip");
+    Path src = Files.createDirectories(tmp.resolve("sparse-src"));
+    try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(src.resolve("holes"),
+        java.nio.file.StandardOpenOption.CREATE_NEW, java.nio.file.StandardOpenOption.WRITE)) {
+      ch.write(java.nio.ByteBuffer.wrap(new byte[] {1}), 4 << 20); // a hole, then one byte
+    }
+    Files.writeString(src.resolve("plain"), "plain");
+    Path tar = tmp.resolve("sparse.tar");
+    TestTrees.run(List.of("tar", "--sparse", "-C", src.toString(), "-cf", tar.toString(), "."));
+    TestTrees.run(List.of("sh", "-c", "gzip -c " + tar + " > " + tar + ".gz"));
+    for (String input : List.of(tar.toString(), tar + ".gz")) {
+      Path blobs = Files.createDirectories(tmp.resolve("blobs-" + input.hashCode()));
+      Result mk = lazypull("mkfs", "--layout", "tar-index", "--blob-dir", blobs.toString(), input,
+          tmp.resolve("image-" + input.hashCode()).toString());
+      assertThat(mk.code()).as(input).isEqualTo(1);
+      assertThat(mk.err()).contains("sparse tar members cannot be indexed");
+      try (var left = Files.list(blobs)) {
+        assertThat(left.toList()).as("left in --blob-dir by a failed mkfs of " + input).isEmpty();
+      }
+    }
+  }
+
+  @Test
   void benchMkfs_printsMediansAndRatio() throws IOException {
     Requirements.assumeCommand("mkfs.erofs");
     Result r = lazypull("bench", "mkfs", "--tree", source().toString(), "--runs", "1");

@@ -64,6 +64,158 @@ class UpCommandTest {
     }
   }
 
+  private static final Path LEGAL = JDK_LIB.resolveSibling("legal");
+
+  /** 'lazypull up' of {@code fsid} from file:// {@code blobs} on {@code target}, logging to {@code log}. */
+  private static Child up(Path blobs, String fsid, Path cache, Path target, Path log) throws java.io.IOException {
+    return Child.lazypull("up", "256m", List.of("up", "--backend", "file://" + blobs, "--fsid", fsid,
+        "--cache-dir", cache.toString(), target.toString())).logTo(log).start();
+  }
+
+  /** Waits until {@code log} has {@code line} (bounded; fails early if the process exits). */
+  private static void awaitLog(Path log, String line, Child c) throws Exception {
+    Stack.await("'" + line + "' in " + log, () -> {
+      try {
+        return Files.readString(log).contains(line);
+      } catch (java.io.IOException e) {
+        return false;
+      }
+    }, c);
+  }
+
+  private static long mountsOn(Path p) throws java.io.IOException {
+    return Mounts.mountInfos().stream().filter(m -> m.mountPoint().equals(p.toString())).count();
+  }
+
+  @Test
+  void aSecondUpOnTheSameCacheDir_isRefused_andTheFirstKeepsServing() throws Exception {
+    Requirements.assumeFuse();
+    Path blobs = tmp.resolve("backend3");
+    MkfsResult image = Cluster.buildImage(LEGAL, blobs, Layout.CHUNKED);
+    Path cache = tmp.resolve("cache3");
+    Path first = Files.createDirectories(tmp.resolve("mnt3a"));
+    Path second = Files.createDirectories(tmp.resolve("mnt3b"));
+    Child up1 = up(blobs, image.fsid(), cache, first, tmp.resolve("up3a.log"));
+    Child up2 = null;
+    try {
+      awaitLog(tmp.resolve("up3a.log"), "mounted on " + first, up1);
+      Path log2 = tmp.resolve("up3b.log");
+      up2 = up(blobs, image.fsid(), cache, second, log2);
+      assertThat(up2.process().waitFor(120, TimeUnit.SECONDS)).as("the second up exits").isTrue();
+      up2.stop(5);
+      assertThat(up2.exitValue()).isEqualTo(1);
+      assertThat(Files.readString(log2)).contains("another 'lazypull up' (pid " + up1.pid() + ") is running on " + cache)
+          .doesNotContain("[holder]");
+      assertThat(Mounts.isMountPoint(second)).isFalse();
+      assertThat(Stack.isFuseMounted(cache.resolve("shim"))).as("the first stack's shim is still mounted").isTrue();
+      TreeDiff.assertSame(LEGAL, first, TreeDiff.options().root(false));
+    } finally {
+      if (up2 != null) {
+        up2.kill();
+        Mounts.unmountOrDetach(second);
+      }
+      up1.kill();
+      Mounts.unmountOrDetach(first);
+      Mounts.unmountOrDetach(cache.resolve("shim"));
+    }
+  }
+
+  @Test
+  void upAfterAnUpKilledWithSigkill_clearsTheDeadMount_andServesExactlyOneMount() throws Exception {
+    Requirements.assumeFuse();
+    Path blobs = tmp.resolve("backend4");
+    MkfsResult image = Cluster.buildImage(LEGAL, blobs, Layout.CHUNKED);
+    Path cache = tmp.resolve("cache4");
+    Path target = Files.createDirectories(tmp.resolve("mnt4"));
+    Child up1 = up(blobs, image.fsid(), cache, target, tmp.resolve("up4a.log"));
+    Child up2 = null;
+    try {
+      awaitLog(tmp.resolve("up4a.log"), "mounted on " + target, up1);
+      up1.kill(); // SIGKILL: no shutdown hook; the image stays mounted, its shim goes
+      Path log2 = tmp.resolve("up4b.log");
+      up2 = up(blobs, image.fsid(), cache, target, log2); // at once: the old children may still be stopping
+      awaitLog(log2, "mounted on " + target, up2);
+      assertThat(Files.readString(log2)).contains("unmounted the dead image left there by an 'up' that was killed");
+      assertThat(mountsOn(target)).as("mounts on the target").isEqualTo(1);
+      assertThat(mountsOn(cache.resolve("shim"))).as("mounts of the shim").isEqualTo(1);
+      TreeDiff.assertSame(LEGAL, target, TreeDiff.options().root(false));
+    } finally {
+      if (up2 != null) {
+        up2.kill();
+      }
+      up1.kill();
+      for (int i = 0; i < 4 && Mounts.unmountOrDetach(target); i++) {
+        // every stacked mount
+      }
+      Mounts.unmountOrDetach(cache.resolve("shim"));
+    }
+  }
+
+  @Test
+  void upOnATargetWithAnotherMount_isRefused_andLeavesIt() throws Exception {
+    Requirements.assumeFuse();
+    Path blobs = tmp.resolve("backend5");
+    MkfsResult image = Cluster.buildImage(LEGAL, blobs, Layout.CHUNKED);
+    Path target = Files.createDirectories(tmp.resolve("mnt5"));
+    Mounts.mount("tmpfs", target.toString(), "tmpfs", 0, "size=1m");
+    Child up = null;
+    try {
+      Path log = tmp.resolve("up5.log");
+      up = up(blobs, image.fsid(), tmp.resolve("cache5"), target, log);
+      assertThat(up.process().waitFor(120, TimeUnit.SECONDS)).as("up exits").isTrue();
+      up.stop(5);
+      assertThat(up.exitValue()).isEqualTo(1);
+      assertThat(Files.readString(log)).contains(target + " is already a mount point (tmpfs tmpfs)")
+          .doesNotContain("[holder]");
+      assertThat(Mounts.mountInfo(target).fsType()).isEqualTo("tmpfs");
+    } finally {
+      if (up != null) {
+        up.kill();
+      }
+      for (int i = 0; i < 4 && Mounts.unmountOrDetach(target); i++) {
+        // every stacked mount
+      }
+      Mounts.unmountOrDetach(tmp.resolve("cache5/shim"));
+    }
+  }
+
+  @Test
+  void upOfABadMetaBlob_saysWhichBlobAndWhatIsWrong() throws Exception {
+    Requirements.assumeFuse();
+    Path blobs = tmp.resolve("backend6");
+    MkfsResult image = Cluster.buildImage(LEGAL, blobs, Layout.CHUNKED);
+    Path meta = blobs.resolve(image.fsid());
+    byte[] bytes = Files.readAllBytes(meta);
+    bytes[1500] ^= 1; // inside the superblock's block: the daemon's sha256 check fails first
+    Files.write(meta, bytes);
+    byte[] garbage = "not an EROFS image ".repeat(300).getBytes(java.nio.charset.StandardCharsets.UTF_8);
+    String garbageId = io.lazypull.backend.Digests.sha256Hex(java.nio.ByteBuffer.wrap(garbage));
+    Files.write(blobs.resolve(garbageId), garbage); // right by name, wrong by content
+    Path target = Files.createDirectories(tmp.resolve("mnt6"));
+    String[][] cases = {
+      {image.fsid(), "cannot read the meta blob of image " + image.fsid() + " through the shim at ",
+        "fetched directly: file://" + blobs + ": ", "sha256 mismatch for sha256:" + image.fsid()},
+      {garbageId, "the meta blob of image " + garbageId, "is not a valid EROFS image: superblock: bad magic", ""},
+    };
+    for (String[] c : cases) {
+      Path log = tmp.resolve("up6-" + c[0].substring(0, 8) + ".log");
+      Child up = up(blobs, c[0], tmp.resolve("cache6"), target, log);
+      try {
+        assertThat(up.process().waitFor(120, TimeUnit.SECONDS)).as("up exits").isTrue();
+        up.stop(5);
+        String out = Files.readString(log);
+        assertThat(up.exitValue()).as(out).isEqualTo(1);
+        String error = out.lines().filter(l -> l.contains("lazypull up: error: ")).findFirst().orElse("");
+        assertThat(error).contains(c[1]).contains(c[2]).contains(c[3]);
+        assertThat(Mounts.isMountPoint(target)).isFalse();
+      } finally {
+        up.kill();
+        Mounts.unmountOrDetach(target);
+        Mounts.unmountOrDetach(tmp.resolve("cache6/shim"));
+      }
+    }
+  }
+
   private static boolean isErofs(Path target) {
     try {
       Mounts.MountInfo mi = Mounts.mountInfo(target);

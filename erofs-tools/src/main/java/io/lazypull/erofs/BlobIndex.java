@@ -67,6 +67,38 @@ public final class BlobIndex {
     public int pieceLength(int piece) {
       return (int) Math.min(pieceSize, blobSize - pieceOffset(piece));
     }
+
+    /**
+     * {@code blob} read so that every piece is checked against these digests before any of its
+     * bytes are handed out.
+     *
+     * @throws BlobMismatchException if its size is not {@link #blobSize()}; its reads throw it
+     *     for a piece that does not match
+     */
+    public ImageSource verified(ImageSource blob) throws IOException {
+      return VerifiedBlob.of(blob, this);
+    }
+  }
+
+  /**
+   * The data blobs of an image, each read through {@link Blob#verified}: pass these to
+   * {@link ErofsImage#open} and no file content comes from a blob the image was not built with.
+   * Returns {@code blobs} unchanged when the meta blob has no index (an image lazypull did not
+   * build) or when their number does not match (then {@link ErofsImage#open} says so).
+   *
+   * @param blobs the image's extra devices, in device-table order
+   * @throws BlobMismatchException if a blob's size is not the indexed one
+   */
+  public static List<ImageSource> verifying(ImageSource meta, List<ImageSource> blobs) throws IOException {
+    Optional<List<Blob>> index = read(meta);
+    if (index.isEmpty() || index.get().size() != blobs.size()) {
+      return blobs;
+    }
+    List<ImageSource> out = new ArrayList<>();
+    for (int i = 0; i < blobs.size(); i++) {
+      out.add(index.get().get(i).verified(blobs.get(i)));
+    }
+    return out;
   }
 
   /**

@@ -77,7 +77,7 @@ public final class Mkfs {
       if (layout == Layout.TAR_INDEX) {
         throw new IOException("the tar-index layout needs a tar source, not a directory: " + source);
       }
-      return write(DirectorySource.scan(source), null, null, output, null);
+      return write(DirectorySource.scan(source), null, output, null);
     }
     if (!Files.isRegularFile(source)) {
       throw new java.nio.file.NoSuchFileException(source.toString());
@@ -95,18 +95,13 @@ public final class Mkfs {
     boolean index = layout == Layout.TAR_INDEX;
     Path tempDir = index ? blobDir(output) : outDir;
     TarInput.SeekableTar tar = TarInput.open(source, stream, tempDir, index ? TAR_INDEX_PIECE_SIZE : 0);
-    Path tarPath = tar.path();
     try {
-      if (index) {
-        tarPath = placeTarBlob(tar, blobDir(output));
-      }
-      try (TarSource src = TarSource.scan(tarPath, convertWhiteouts)) {
+      try (TarSource src = TarSource.scan(tar.path(), convertWhiteouts)) {
         for (TreeInode dir : src.implicitDirectories) {
           dir.uid = 0;
           dir.gid = 0;
         }
-        return write(src.root(), src.implicitDirectories, index ? tar.digests() : null, output,
-            index ? tarPath : null);
+        return write(src.root(), src.implicitDirectories, output, index ? tar : null);
       }
     } finally {
       if (tar.temporary()) {
@@ -117,11 +112,11 @@ public final class Mkfs {
 
   /**
    * Builds the image of a scanned tree. {@code implicit}: directories a tar implied (their
-   * mtime is the build time); {@code tarDigests} and {@code tarBlob}: the data blob of a
-   * tar-index image.
+   * mtime is the build time); {@code tar}: the data blob of a tar-index image, put into the
+   * blob directory only once the image is built (a failed build leaves nothing there).
    */
-  private MkfsResult write(TreeInode root, List<TreeInode> implicit, PieceDigests.Result tarDigests,
-      Path output, Path tarBlob) throws IOException {
+  private MkfsResult write(TreeInode root, List<TreeInode> implicit, Path output,
+      TarInput.SeekableTar tar) throws IOException {
     long[] time = chooseBuildTime(root, implicit == null ? List.of() : implicit);
     if (implicit != null) {
       for (TreeInode dir : implicit) {
@@ -148,8 +143,7 @@ public final class Mkfs {
         Files.deleteIfExists(tmp);
       }
     } else if (layout == Layout.TAR_INDEX) {
-      blobDigests = tarDigests;
-      blobPath = tarBlob;
+      blobDigests = tar.digests();
       indexTarMembers(writer);
     }
     if (blobDigests != null) {
@@ -182,6 +176,9 @@ public final class Mkfs {
         fsid = out.finish();
       }
       makeReadable(tmp);
+      if (layout == Layout.TAR_INDEX) {
+        blobPath = placeTarBlob(tar, blobDir(output));
+      }
       Files.move(tmp, output, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
       Optional<MkfsResult.DataBlob> blob = blobDigests == null ? Optional.empty()
           : Optional.of(new MkfsResult.DataBlob(blobPath, blobDigests.size(), blobDigests.sha256Hex()));

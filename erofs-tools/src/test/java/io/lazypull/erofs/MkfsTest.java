@@ -92,6 +92,38 @@ class MkfsTest {
   }
 
   @Test
+  void verifying_aDifferentBlobOfTheSameSize_failsNamingTheBlobAndPiece_theRightOneReads() throws IOException {
+    MkfsResult r = Mkfs.builder().layout(Layout.CHUNKED).chunkSize(4096).build()
+        .build(tree(), tmp.resolve("image"));
+    Path blobPath = r.dataBlob().orElseThrow().path();
+    byte[] wrong = Files.readAllBytes(blobPath);
+    wrong[4096 + 10] ^= 1; // piece 1
+    Path other = Files.write(tmp.resolve("other-blob"), wrong);
+    try (ImageSource meta = ImageSource.of(r.image()); ImageSource bad = ImageSource.of(other);
+        ImageSource good = ImageSource.of(blobPath)) {
+      ErofsImage img = ErofsImage.open(meta, BlobIndex.verifying(meta, List.of(bad)));
+      ErofsImage.Node twice = img.lookup("/twice").orElseThrow();
+      // Unverified, the same read returns the changed byte: the image cannot tell.
+      assertThat(ErofsImage.open(meta, List.of(bad)).openStream(twice).readAllBytes())
+          .isNotEqualTo(Files.readAllBytes(tmp.resolve("src/twice")));
+      assertThatThrownBy(() -> img.openStream(twice).readAllBytes())
+          .isInstanceOf(BlobMismatchException.class)
+          .hasMessageContaining("data blob " + other)
+          .hasMessageContaining("piece 1 [4096, 8192)")
+          .hasMessageContaining("not the blob this image was built with");
+      ErofsImage ok = ErofsImage.open(meta, BlobIndex.verifying(meta, List.of(good)));
+      assertThat(ok.openStream(ok.lookup("/twice").orElseThrow()).readAllBytes())
+          .isEqualTo(Files.readAllBytes(tmp.resolve("src/twice")));
+    }
+    Path shorter = Files.write(tmp.resolve("short-blob"), java.util.Arrays.copyOf(wrong, wrong.length - 1));
+    try (ImageSource meta = ImageSource.of(r.image()); ImageSource s = ImageSource.of(shorter)) {
+      assertThatThrownBy(() -> BlobIndex.verifying(meta, List.of(s)))
+          .isInstanceOf(BlobMismatchException.class)
+          .hasMessageContaining("has " + (wrong.length - 1) + " bytes, the image's blob index says " + wrong.length);
+    }
+  }
+
+  @Test
   void blobIndex_absentFromFullImages_corruptTrailerDetected() throws IOException {
     MkfsResult full = Mkfs.builder().build().build(tree(), tmp.resolve("full"));
     try (ImageSource s = ImageSource.of(full.image())) {

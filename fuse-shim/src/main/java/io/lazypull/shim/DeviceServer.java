@@ -219,7 +219,7 @@ final class DeviceServer implements OndemandCache.Waker, Closeable {
       log.warn("accept on {}: {}", socketPath, e.getMessage());
       return;
     }
-    if (s == null) {
+    if (s == null || !ShimSockets.admit(s, socketPath)) {
       return;
     }
     String who = peer(s);

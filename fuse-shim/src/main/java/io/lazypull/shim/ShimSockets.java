@@ -15,6 +15,8 @@ import org.slf4j.LoggerFactory;
 public final class ShimSockets {
   private static final Logger log = LoggerFactory.getLogger(ShimSockets.class);
 
+  private static final int MY_UID = Posix.getuid();
+
   private ShimSockets() {}
 
   /**
@@ -25,6 +27,28 @@ public final class ShimSockets {
     removeStale(path);
     Files.createDirectories(path.toAbsolutePath().getParent());
     return UnixSocket.listen(path, UnixSocket.Type.SEQPACKET, 0600, backlog);
+  }
+
+  /**
+   * Whether the peer of a connection accepted on {@code path} may use it: our own uid or root
+   * (SO_PEERCRED), as the holder checks. The socket's mode 0600 already keeps others out; this
+   * also holds when its mode or directory is opened up. A refused peer is logged and closed.
+   */
+  public static boolean admit(UnixSocket s, Path path) {
+    UnixSocket.PeerCredentials cred;
+    try {
+      cred = s.peerCredentials();
+    } catch (ErrnoException e) {
+      log.warn("refusing a connection on {}: no peer credentials ({})", path, e.getMessage());
+      s.close();
+      return false;
+    }
+    if (cred.uid() != MY_UID && cred.uid() != 0) {
+      log.warn("refusing pid {} uid {} on {}: only uid {} or root may connect", cred.pid(), cred.uid(), path, MY_UID);
+      s.close();
+      return false;
+    }
+    return true;
   }
 
   private static void removeStale(Path path) throws IOException {

@@ -99,6 +99,15 @@ class DeviceServerTest {
   }
 
   @Test
+  void aPeerOfAnotherUid_isHungUpOn_andDoesNotTakeTheDevice() throws Exception {
+    io.lazypull.testing.ForeignPeer.assume();
+    io.lazypull.testing.ForeignPeer.openUp(sock); // as if the mode had been opened up
+    assertThat(io.lazypull.testing.ForeignPeer.connect(sock)).as("what uid 65534 saw").isEqualTo("closed");
+    RawDaemon d = bound();
+    assertThat(d.write("restore")).as("the device was free for our own daemon").isEqualTo(7);
+  }
+
+  @Test
   void commands_followTheKernelsRules() throws Exception {
     RawDaemon d = daemon();
     assertThat(d.read().reply().result()).as("read before bind").isZero();

@@ -174,7 +174,7 @@ public final class Fanotify {
       }
       return null;
     } catch (ErrnoException e) {
-      return "FAN_PRE_ACCESS marks fail (Linux 6.14+ needed): " + e.getMessage();
+      return whyNoMark(dir, e);
     } catch (IOException e) {
       return "cannot create a probe file in " + dir + ": " + e.getMessage();
     } finally {
@@ -186,6 +186,32 @@ public final class Fanotify {
           // a leftover empty dot file
         }
       }
+    }
+  }
+
+  /**
+   * Why a FAN_PRE_ACCESS mark failed, from its errno: the kernel does not know the event bit
+   * (EINVAL, before Linux 6.14) or the filesystem has not opted into pre-content events
+   * (EOPNOTSUPP: tmpfs, overlayfs, NFS ...; ext4, xfs and btrfs have).
+   */
+  private static String whyNoMark(java.nio.file.Path dir, ErrnoException e) {
+    String fs = fileSystemType(dir);
+    if (e.errno() == Errno.EOPNOTSUPP) {
+      return "the filesystem of " + dir + " (" + fs + ") does not support fanotify pre-content events"
+          + " (FAN_PRE_ACCESS mark: EOPNOTSUPP); use a cache directory on ext4, xfs or btrfs";
+    }
+    if (e.errno() == Errno.EINVAL) {
+      return "this kernel (" + System.getProperty("os.version") + ") does not know FAN_PRE_ACCESS"
+          + " (mark on " + fs + ": EINVAL): Linux 6.14+ needed";
+    }
+    return "a FAN_PRE_ACCESS mark on " + dir + " (" + fs + ") fails: " + e.getMessage();
+  }
+
+  private static String fileSystemType(java.nio.file.Path dir) {
+    try {
+      return java.nio.file.Files.getFileStore(dir).type();
+    } catch (IOException e) {
+      return "filesystem type unknown";
     }
   }
 

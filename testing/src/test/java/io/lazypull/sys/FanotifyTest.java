@@ -62,6 +62,22 @@ class FanotifyTest {
    * releases the reader with the written bytes and FAN_DENY_ERRNO(EIO) fails it with EIO.
    */
   @Test
+  void probe_onTmpfs_saysTheFilesystemLacksPreContentEvents_notTheKernel() throws Exception {
+    Requirements.assumeRoot();
+    Requirements.skipUnless(Fanotify.probePreContent(tmp) == null,
+        "needs fanotify pre-content events on " + tmp + " to tell a filesystem apart from the kernel");
+    Path mnt = Files.createDirectories(tmp.resolve("tmpfs"));
+    Mounts.mount("tmpfs", mnt.toString(), "tmpfs", 0, "size=1m");
+    try {
+      String why = Fanotify.probePreContent(mnt);
+      assertThat(why).contains("the filesystem of " + mnt + " (tmpfs) does not support fanotify pre-content events")
+          .contains("EOPNOTSUPP").doesNotContain("6.14");
+    } finally {
+      Mounts.umount(mnt, Mounts.MNT_DETACH);
+    }
+  }
+
+  @Test
   void preAccess_blocksTheReader_untilAnswered() throws Exception {
     Requirements.assumeRoot();
     String why = Fanotify.probePreContent(tmp);

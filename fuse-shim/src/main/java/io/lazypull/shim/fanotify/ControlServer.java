@@ -72,6 +72,9 @@ final class ControlServer implements Closeable {
       if (s == null) {
         return;
       }
+      if (!ShimSockets.admit(s, path)) {
+        continue;
+      }
       connections.add(s);
       Thread t = new Thread(() -> serve(s), "relay-control-conn");
       t.setDaemon(true);

@@ -196,7 +196,7 @@ public final class FuseShim implements Closeable {
    * lazily unmounts it, and first every EROFS mount whose backing files live on it (they can
    * only fail from now on). A live mount is an error: another shim serves it.
    */
-  static void cleanDeadMount(Path mp) throws IOException {
+  public static void cleanDeadMount(Path mp) throws IOException {
     Mounts.MountInfo mi = Mounts.mountInfo(mp);
     if (mi == null) {
       return;
