@@ -194,6 +194,27 @@ final class Child implements AutoCloseable {
     }
   }
 
+  /**
+   * SIGTERM, and wait up to {@code seconds}; never SIGKILL: for a process that refuses to stop
+   * for a reason (the holder, while a mount still uses the fanotify group it keeps) and exits by
+   * itself later. Returns true if it exited.
+   */
+  boolean stopGently(int seconds) {
+    if (process == null || !process.isAlive()) {
+      return true;
+    }
+    signal(15);
+    try {
+      if (process.waitFor(seconds, TimeUnit.SECONDS)) {
+        pump.join(5000);
+        return true;
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    return false;
+  }
+
   @Override
   public void close() {
     stop(10);

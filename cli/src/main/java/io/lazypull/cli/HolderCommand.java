@@ -32,9 +32,9 @@ import sun.misc.Signal;
       "",
       "The socket is created mode 0600; only the holder's uid or root may connect. The",
       "holder never keeps per-object fds. Killing the holder while no daemon runs kills",
-      "the cache: supervise it more carefully than the daemon. SIGTERM while it guards",
-      "the group of a dead relay whose files a mount still uses (a lazily detached one,",
-      "say) is refused: it exits by itself once they are closed.",
+      "the cache: supervise it more carefully than the daemon. SIGTERM while it keeps a",
+      "fanotify group whose cache files a mount still uses (also a lazily detached one)",
+      "is refused: it exits by itself once they are closed.",
     })
 final class HolderCommand implements Callable<Integer> {
   private static final Logger log = LoggerFactory.getLogger(HolderCommand.class);
@@ -65,16 +65,16 @@ final class HolderCommand implements Callable<Integer> {
     AtomicBoolean stopAsked = new AtomicBoolean();
     for (String name : new String[] {"TERM", "INT"}) {
       Signal.handle(new Signal(name), s -> {
-        if (!server.guardsFanotifyGroup()) {
+        if (!server.keepsGroupInUse()) {
           server.close();
           return;
         }
-        log.error("SIG{}: not stopping yet: this holder keeps the fanotify group of a relay that is gone, and a"
-            + " mount still uses its cache files (without the group their reads of data not fetched would return"
-            + " zeros); exiting once they are closed", name);
+        log.error("SIG{}: not stopping yet: this holder keeps a fanotify group whose cache files a mount still uses"
+            + " (if its relay died without it, their reads of data not fetched would return zeros); exiting once they"
+            + " are closed", name);
         if (stopAsked.compareAndSet(false, true)) {
           Thread t = new Thread(() -> {
-            while (server.guardsFanotifyGroup()) {
+            while (server.keepsGroupInUse()) {
               sleep(500);
             }
             log.info("the fanotify group is let go: stopping");

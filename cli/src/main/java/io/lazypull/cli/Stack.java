@@ -367,8 +367,10 @@ final class Stack implements AutoCloseable {
         log.warn("unmounting the shim at {}: {}", shimDir, e.getMessage());
       }
     }
-    if (holder != null) {
-      holder.stop(5);
+    if (holder != null && !holder.stopGently(5)) {
+      // Never SIGKILLed: it keeps a fanotify group whose files a detached mount still has open.
+      log.warn("the holder (pid {}) stays until the files still open in a detached mount of {} are closed; it"
+          + " exits by itself then", holder.pid(), cacheDir);
     }
     if (lock != null) {
       lock.close();

@@ -67,9 +67,13 @@ class UpCommandTest {
   private static final Path LEGAL = JDK_LIB.resolveSibling("legal");
 
   /** 'lazypull up' of {@code fsid} from file:// {@code blobs} on {@code target}, logging to {@code log}. */
-  private static Child up(Path blobs, String fsid, Path cache, Path target, Path log) throws java.io.IOException {
-    return Child.lazypull("up", "256m", List.of("up", "--backend", "file://" + blobs, "--fsid", fsid,
-        "--cache-dir", cache.toString(), target.toString())).logTo(log).start();
+  private static Child up(Path blobs, String fsid, Path cache, Path target, Path log, String... more)
+      throws java.io.IOException {
+    List<String> args = new java.util.ArrayList<>(List.of("up", "--backend", "file://" + blobs, "--fsid", fsid,
+        "--cache-dir", cache.toString()));
+    args.addAll(List.of(more));
+    args.add(target.toString());
+    return Child.lazypull("up", "256m", args).logTo(log).start();
   }
 
   /** Waits until {@code log} has {@code line} (bounded; fails early if the process exits). */
@@ -269,6 +273,61 @@ class UpCommandTest {
     } finally {
       Mounts.unmountOrDetach(target);
       Mounts.unmountOrDetach(cache.resolve("shim"));
+    }
+  }
+
+  /**
+   * 'up --frontend fanotify' SIGKILLed: its relay detaches the image (nobody will restart it), a
+   * file a process still has open in it reads EIO for data not fetched, never zeros (the holder
+   * keeps the relay's group until that file is closed), and the next 'up' mounts the target again.
+   */
+  @Test
+  void fanotify_upKilledWithSigkill_anOpenFileReadsEioNotZeros_andTheNextUpServes() throws Exception {
+    Requirements.assumeRoot();
+    String why = io.lazypull.sys.Fanotify.probePreContent(tmp);
+    Requirements.skipUnless(why == null, "needs fanotify pre-content events (Linux 6.14+): " + why);
+    Path src = Files.createDirectories(tmp.resolve("src5"));
+    byte[] big = new byte[4 << 20];
+    new java.util.Random(5).nextBytes(big);
+    Files.write(src.resolve("big"), big);
+    Files.writeString(src.resolve("small"), "small\n");
+    Path blobs = tmp.resolve("backend5");
+    MkfsResult image = Cluster.buildImage(src, blobs, Layout.CHUNKED);
+    Path cache = tmp.resolve("cache5");
+    Path target = Files.createDirectories(tmp.resolve("mnt5"));
+    Child up1 = up(blobs, image.fsid(), cache, target, tmp.resolve("up5a.log"), "--frontend", "fanotify");
+    Child up2 = null;
+    Process holdsOpen = null;
+    try {
+      awaitLog(tmp.resolve("up5a.log"), "mounted on " + target, up1);
+      // Opens 'big' (nothing of it read yet), waits for a line, then reads it all.
+      holdsOpen = new ProcessBuilder("python3", "-c", "import sys\nf=open(sys.argv[1],'rb')\nprint('open',flush=True)\n"
+          + "sys.stdin.readline()\ntry:\n  d=f.read()\n  print('read',len(d),d.count(0))\nexcept OSError as e:\n"
+          + "  print('error',e.errno)\n", target.resolve("big").toString()).redirectErrorStream(true).start();
+      java.io.BufferedReader out = new java.io.BufferedReader(new java.io.InputStreamReader(holdsOpen.getInputStream()));
+      assertThat(out.readLine()).isEqualTo("open");
+      up1.kill();
+      Stack.await("the target detached", () -> !isErofs(target), null);
+      holdsOpen.getOutputStream().write('\n');
+      holdsOpen.getOutputStream().flush();
+      assertThat(holdsOpen.waitFor(60, TimeUnit.SECONDS)).as("the read ends").isTrue();
+      assertThat(out.readLine()).as("data not fetched, no relay: EIO, never zeros").isEqualTo("error 5");
+      Path log2 = tmp.resolve("up5b.log");
+      up2 = up(blobs, image.fsid(), cache, target, log2, "--frontend", "fanotify");
+      awaitLog(log2, "mounted on " + target, up2);
+      assertThat(mountsOn(target)).as("mounts on the target").isEqualTo(1);
+      TreeDiff.assertSame(src, target, TreeDiff.options().root(false));
+    } finally {
+      if (holdsOpen != null) {
+        holdsOpen.destroyForcibly();
+      }
+      if (up2 != null) {
+        up2.kill();
+      }
+      up1.kill();
+      for (int i = 0; i < 4 && Mounts.unmountOrDetach(target); i++) {
+        // every stacked mount
+      }
     }
   }
 }

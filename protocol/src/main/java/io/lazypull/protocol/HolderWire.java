@@ -35,6 +35,8 @@ import java.nio.charset.StandardCharsets;
  *                                            BUSY &lt;pid&gt;      a live relay owns the group
  *   GROUP PUT &lt;nofile&gt; (+group fd)           OK | ERR &lt;why&gt;  (nofile: the relay's fd limit)
  *   GROUP FILE &lt;volume&gt;/&lt;cookie&gt; (+fd)      OK | ERR &lt;why&gt;  (names as in the cache dir)
+ *   GROUP LEAVE                              OK              stopping on purpose with files in use: deny
+ *                                                            at once when gone (no successor is coming)
  *   GROUP DROP                               OK              no cache file is in use: let the group go
  * </pre>
  */

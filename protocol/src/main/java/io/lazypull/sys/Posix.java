@@ -529,6 +529,10 @@ public final class Posix {
     return LibC.getpid();
   }
 
+  public static int getppid() {
+    return LibC.getppid();
+  }
+
   /**
    * Asks the kernel to send {@code signal} to this process when its parent (precisely: the
    * parent's thread that started it) exits, and returns false if the parent is not

@@ -272,8 +272,9 @@ class FanotifyRelayTest {
   }
 
   /**
-   * The relay gone while mounted and a new one started: it takes the group over from the holder,
-   * and a read of data not fetched, made in between, waits and then gets the right bytes.
+   * The relay stopped for a successor while mounted, and a new one started: it takes the group
+   * over from the holder, and a read of data not fetched, made in between, waits and then gets
+   * the right bytes.
    */
   @Test
   void relayGoneWhileMounted_successorTakesTheGroup_readersWaitAndGetTheRightBytes() throws Exception {
@@ -284,7 +285,7 @@ class FanotifyRelayTest {
     assertThat(Files.readAllBytes(target.resolve("small"))).isEqualTo(Files.readAllBytes(src.resolve("small")));
     daemon.close();
     daemon = null;
-    relay.close();
+    relay.closeForSuccessor();
     relay = null;
     CompletableFuture<byte[]> reader = CompletableFuture.supplyAsync(() -> {
       try {

@@ -62,6 +62,7 @@ final class GroupKeeper {
   private Object owner;
   private int ownerPid;
   private boolean ownerGoing; // the owner's connection closed; its events are being denied
+  private boolean ownerLeaving; // the owner said it stops on purpose: no successor is coming
   private int group = -1;
   private long nofile;
   private final Map<String, Integer> files = new LinkedHashMap<>();
@@ -86,6 +87,10 @@ final class GroupKeeper {
       }
       case "FILE" -> {
         String err = keepFile(conn, arg, line.fds());
+        HolderWire.send(socket, err == null ? "OK" : "ERR " + err);
+      }
+      case "LEAVE" -> {
+        String err = leave(conn);
         HolderWire.send(socket, err == null ? "OK" : "ERR " + err);
       }
       case "DROP" -> {
@@ -196,6 +201,15 @@ final class GroupKeeper {
     return null;
   }
 
+  /** The relay stops on purpose, with files still in use: no successor is coming, no grace. */
+  private synchronized String leave(Object conn) {
+    if (owner != conn) {
+      return "only the relay that owns the group may leave it";
+    }
+    ownerLeaving = true;
+    return null;
+  }
+
   private synchronized String drop(Object conn) {
     if (owner != conn) {
       return "only the relay that owns the group may drop it";
@@ -210,6 +224,7 @@ final class GroupKeeper {
     int pid;
     int g;
     long limit;
+    long grace;
     synchronized (this) {
       if (owner != conn) {
         return;
@@ -238,17 +253,35 @@ final class GroupKeeper {
         return; // let go meanwhile (the holder stops)
       }
       denied += n;
+      grace = ownerLeaving ? 0 : graceMillis;
       ownerGoing = false;
+      ownerLeaving = false;
       owner = null;
       state = State.ORPHANED;
-      startGuardLocked();
+      startGuardLocked(grace);
       notifyAll();
     }
     log.warn("fanotify relay pid {} is gone without dropping its group: {} event(s) it had read denied with EIO;"
-        + " reads of data not cached wait up to {} s for a new relay, then get EIO", pid, n, graceMillis / 1000);
+        + " reads of data not cached wait up to {} s for a new relay, then get EIO", pid, n, grace / 1000);
   }
 
-  /** True while a group is kept whose cache files a mount may still read (the holder must not exit). */
+  /**
+   * True while a group is held whose cache files something else still has open (a mount, also a
+   * lazily detached one): if the holder exited now and the relay died (or is dying: a stack's
+   * processes get SIGTERM together), their reads of holes would return zeros.
+   */
+  boolean mustOutlive() {
+    List<Integer> kept;
+    synchronized (this) {
+      if (group < 0) {
+        return false;
+      }
+      kept = List.copyOf(files.values());
+    }
+    return anyInUse(kept);
+  }
+
+  /** True while the group of a relay that is gone is kept (its events denied or waiting). */
   synchronized boolean guarding() {
     return state == State.ORPHANED || state == State.DRAINING;
   }
@@ -266,7 +299,7 @@ final class GroupKeeper {
 
   // ---------------------------------------------------------------- the guard
 
-  private void startGuardLocked() {
+  private void startGuardLocked(long graceMillis) {
     try {
       wakeFd = Posix.eventfd(0, Posix.EFD_NONBLOCK | Posix.EFD_CLOEXEC);
     } catch (ErrnoException e) {
@@ -276,7 +309,7 @@ final class GroupKeeper {
     int g = group;
     int wake = wakeFd;
     List<Integer> kept = List.copyOf(files.values());
-    guard = new Thread(() -> guard(g, wake, kept), "group-guard");
+    guard = new Thread(() -> guard(g, wake, kept, graceMillis), "group-guard");
     guard.setDaemon(true);
     guard.start();
   }
@@ -307,9 +340,9 @@ final class GroupKeeper {
     wakeFd = -1;
   }
 
-  private void guard(int g, int wake, List<Integer> kept) {
+  private void guard(int g, int wake, List<Integer> kept, long graceMillis) {
     try {
-      guardLoop(g, wake, kept);
+      guardLoop(g, wake, kept, graceMillis);
     } finally {
       synchronized (this) {
         notifyAll(); // stopGuardLocked waits for this thread to end
@@ -317,7 +350,7 @@ final class GroupKeeper {
     }
   }
 
-  private void guardLoop(int g, int wake, List<Integer> kept) {
+  private void guardLoop(int g, int wake, List<Integer> kept, long graceMillis) {
     long graceEnd = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(graceMillis);
     long nextCheck = 0;
     ByteBuffer buf = ByteBuffer.allocateDirect(64 * 1024).order(ByteOrder.nativeOrder());
@@ -431,6 +464,7 @@ final class GroupKeeper {
     files.clear();
     owner = null;
     ownerGoing = false;
+    ownerLeaving = false;
     state = State.EMPTY;
     notifyAll();
   }

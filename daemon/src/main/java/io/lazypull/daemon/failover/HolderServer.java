@@ -108,10 +108,20 @@ public final class HolderServer implements AutoCloseable {
 
   /**
    * True while this holder keeps the fanotify group of a relay that died or stopped while a
-   * mount still used its cache files: stopping now would let reads of their holes return zeros.
+   * mount still used its cache files.
    */
   public boolean guardsFanotifyGroup() {
     return groupKeeper.guarding();
+  }
+
+  /**
+   * True while this holder keeps a fanotify group whose cache files a mount still has open (also
+   * a lazily detached one), whether its relay is alive or not: if the holder stopped now, the
+   * relay's death (maybe under way: a stack's processes are stopped together) would let reads of
+   * holes return zeros. The holder must not stop then.
+   */
+  public boolean keepsGroupInUse() {
+    return groupKeeper.mustOutlive();
   }
 
   /** Stops serving and closes the device fd: if no daemon has it open, the device dies. */

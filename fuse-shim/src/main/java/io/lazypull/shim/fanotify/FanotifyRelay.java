@@ -656,12 +656,26 @@ public final class FanotifyRelay implements Closeable {
   // ---------------------------------------------------------------- stopping
 
   /**
-   * Stops. Events still queued or being fetched are denied with EIO (never allowed, which would
-   * read holes as zeros); then the group fd closes and the shim core stops. With mounts still
-   * up this is unsafe (their later reads of holes return zeros): see {@link #activeMounts}.
+   * Stops. Events being fetched are denied with EIO (never allowed, which would read holes as
+   * zeros), and so are queued ones; then the group fd closes and the shim core stops. If a mount
+   * still has files of it open, the holder keeps the group and denies their later reads of data
+   * not cached with EIO at once.
    */
   @Override
   public void close() {
+    close(false);
+  }
+
+  /**
+   * Stops for a new relay to take over (an upgrade): as {@link #close()}, but queued events are
+   * left queued, and the holder keeps later reads of data not cached waiting (up to its grace
+   * period) for the successor.
+   */
+  public void closeForSuccessor() {
+    close(true);
+  }
+
+  private void close(boolean successorComing) {
     if (!closed.compareAndSet(false, true)) {
       return;
     }
@@ -669,7 +683,9 @@ public final class FanotifyRelay implements Closeable {
     signalStop();
     join(loop, 5000);
     control.close();
-    denyQueued();
+    if (!successorComing) {
+      denyQueued();
+    }
     shim.failWaiters(); // fetch threads wake with EIO and deny their events
     fetchers.shutdown();
     try {
@@ -688,6 +704,13 @@ public final class FanotifyRelay implements Closeable {
     } else {
       log.warn("{} marked cache file(s) are still open elsewhere (e.g. {}: a lazily detached mount?): {} keeps the"
           + " fanotify group; their reads of data not cached get EIO, never zeros", inUse.size(), inUse.get(0), lease);
+      try {
+        if (!successorComing) {
+          lease.leave();
+        }
+      } catch (IOException e) {
+        log.warn("leaving the group to {}: {}", lease, e.getMessage());
+      }
     }
     lease.close();
     Posix.closeQuietly(group);

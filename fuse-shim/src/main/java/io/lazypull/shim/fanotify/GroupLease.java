@@ -98,6 +98,15 @@ final class GroupLease implements Closeable {
     expectOk("GROUP FILE");
   }
 
+  /**
+   * Tells the holder this relay stops on purpose while cache files are in use: once it is gone,
+   * their reads of data not cached get EIO at once (no successor is coming to serve them).
+   */
+  synchronized void leave() throws IOException {
+    HolderWire.send(socket, "GROUP LEAVE");
+    expectOk("GROUP LEAVE");
+  }
+
   /** Lets the holder close the group: no cache file of it is in use any more. */
   synchronized void drop() throws IOException {
     HolderWire.send(socket, "GROUP DROP");
