@@ -28,6 +28,7 @@ public final class BackendOptions {
   // Timeouts
   private final Duration connectTimeout;
   private final Duration readTimeout;
+  private final Duration operationTimeout; // null: none
   // Retries
   private final int maxRetries;
   private final Duration backoffBase;
@@ -47,6 +48,7 @@ public final class BackendOptions {
   private BackendOptions(Builder b) {
     this.connectTimeout = b.connectTimeout;
     this.readTimeout = b.readTimeout;
+    this.operationTimeout = b.operationTimeout;
     this.maxRetries = b.maxRetries;
     this.backoffBase = b.backoffBase;
     this.backoffMax = b.backoffMax;
@@ -60,7 +62,10 @@ public final class BackendOptions {
     this.sleeper = b.sleeper;
   }
 
-  /** Defaults: 10 s connect, 30 s read, 4 retries from 100 ms to 5 s with jitter, 16 requests. */
+  /**
+   * Defaults: 10 s connect, 30 s read, no operation timeout, 4 retries from 100 ms to 5 s with
+   * jitter, 16 requests.
+   */
   public static BackendOptions defaults() {
     return DEFAULTS;
   }
@@ -74,6 +79,7 @@ public final class BackendOptions {
     Builder b = new Builder();
     b.connectTimeout = connectTimeout;
     b.readTimeout = readTimeout;
+    b.operationTimeout = operationTimeout;
     b.maxRetries = maxRetries;
     b.backoffBase = backoffBase;
     b.backoffMax = backoffMax;
@@ -99,6 +105,17 @@ public final class BackendOptions {
    */
   public Duration readTimeout() {
     return readTimeout;
+  }
+
+  /**
+   * Longest time one operation (a size, a read) may take over all its attempts, backoff pauses
+   * and waits for a request slot, or null for no bound but the retries. No attempt or pause
+   * starts past it, and the attempt running when it passes is aborted (a TRANSIENT failure).
+   * For callers that answer someone within a deadline (the daemon's READs); not meant for
+   * whole-blob transfers, which may legitimately take longer.
+   */
+  public Duration operationTimeout() {
+    return operationTimeout;
   }
 
   /** Retries after the first attempt, for TRANSIENT failures only. */
@@ -156,6 +173,7 @@ public final class BackendOptions {
   @Override
   public String toString() {
     return "BackendOptions[connectTimeout=" + connectTimeout + ", readTimeout=" + readTimeout
+        + (operationTimeout == null ? "" : ", operationTimeout=" + operationTimeout)
         + ", maxRetries=" + maxRetries + ", backoff=" + backoffBase + ".." + backoffMax
         + (jitter ? " jittered" : "") + ", maxConcurrentRequests=" + maxConcurrentRequests
         + ", multipartThreshold=" + multipartThreshold + ", partSize=" + partSize
@@ -166,6 +184,7 @@ public final class BackendOptions {
   public static final class Builder {
     private Duration connectTimeout = Duration.ofSeconds(10);
     private Duration readTimeout = Duration.ofSeconds(30);
+    private Duration operationTimeout;
     private int maxRetries = 4;
     private Duration backoffBase = Duration.ofMillis(100);
     private Duration backoffMax = Duration.ofSeconds(5);
@@ -187,6 +206,12 @@ public final class BackendOptions {
 
     public Builder readTimeout(Duration d) {
       this.readTimeout = positive(d, "readTimeout");
+      return this;
+    }
+
+    /** See {@link BackendOptions#operationTimeout()}; null: no bound but the retries. */
+    public Builder operationTimeout(Duration d) {
+      this.operationTimeout = d == null ? null : positive(d, "operationTimeout");
       return this;
     }
 

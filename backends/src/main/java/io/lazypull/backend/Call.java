@@ -9,12 +9,13 @@ import java.util.concurrent.ScheduledFuture;
 /**
  * One attempt of one operation against a {@link Store}. The store reports progress (bytes
  * arrived) and registers how to abort what it has open (a response stream); the
- * {@link Watchdog} aborts the attempt when it has made no progress for the read timeout, and
- * the retry layer then sees {@link #timedOut()}.
+ * {@link Watchdog} aborts the attempt when it has made no progress for the read timeout, or
+ * when its operation's deadline passes, and the retry layer then sees {@link #timedOut()}.
  */
 final class Call {
   private volatile long lastProgressNanos = System.nanoTime();
   private volatile boolean timedOut;
+  private volatile boolean pastDeadline;
   private volatile boolean done;
   private final List<Closeable> aborts = new ArrayList<>(2); // guarded by this
   volatile ScheduledFuture<?> check;
@@ -44,6 +45,11 @@ final class Call {
     return timedOut;
   }
 
+  /** True if the abort was for the operation's deadline rather than for no progress. */
+  boolean pastDeadline() {
+    return pastDeadline;
+  }
+
   boolean done() {
     return done;
   }
@@ -56,13 +62,17 @@ final class Call {
     }
   }
 
-  /** Marks the attempt timed out and closes what it registered (from the watchdog thread). */
-  void abort() {
+  /**
+   * Marks the attempt timed out and closes what it registered (from the watchdog thread);
+   * {@code deadline}: the operation's deadline passed (rather than the read timeout).
+   */
+  void abort(boolean deadline) {
     List<Closeable> toClose;
     synchronized (this) {
       if (done || timedOut) {
         return;
       }
+      pastDeadline = deadline;
       timedOut = true;
       toClose = new ArrayList<>(aborts);
       aborts.clear();

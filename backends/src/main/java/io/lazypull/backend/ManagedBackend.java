@@ -12,6 +12,7 @@ import java.time.Duration;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.LongAdder;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -22,9 +23,9 @@ import org.slf4j.LoggerFactory;
  *
  *   caller -> ManagedBackend.read
  *               normalize digest, size cache (past-the-end reads answer -1 without a request)
- *               run(op):  loop
+ *               run(op):  loop                         (all of it within operationTimeout, if set)
  *                 acquire a permit (maxConcurrentRequests)
- *                 watchdog.begin -> Call
+ *                 watchdog.begin -> Call                  (aborted: no progress, or past the deadline)
  *                 store.read(hex, offset + bytes already placed, dst, call)   <- one attempt
  *                 release; on TRANSIENT: sleep full-jitter backoff, try again (resuming)
  *               count bytes
@@ -198,42 +199,50 @@ final class ManagedBackend implements BlobBackend {
     sizes.put(hex, size);
   }
 
-  /** Runs attempts until one succeeds, fails for good, or the retries are used up. */
+  /**
+   * Runs attempts until one succeeds, fails for good, or the retries (or the operation
+   * timeout, if any) are used up.
+   */
   private <T> T run(String op, String hex, Attempt<T> attempt) throws IOException {
+    Duration budget = options.operationTimeout();
+    long deadline = budget == null ? 0 : System.nanoTime() + budget.toNanos();
     for (int retry = 0; ; retry++) {
       BackendException failure;
-      acquirePermit();
-      Call call = watchdog != null ? watchdog.begin() : new Call();
+      acquirePermit(op, hex, budget == null ? Long.MAX_VALUE : deadline - System.nanoTime());
+      Call call = watchdog == null ? new Call()
+          : watchdog.begin(budget == null ? Long.MAX_VALUE : deadline - System.nanoTime());
       try {
         requests.increment();
         return attempt.run(call);
       } catch (BackendException e) {
-        failure = call.timedOut() && e.kind() != Kind.NOT_FOUND ? timedOut(op, hex, e) : e;
+        failure = call.timedOut() && e.kind() != Kind.NOT_FOUND ? timedOut(op, hex, call, e) : e;
       } catch (SinkFailure e) {
         throw e.getCause(); // the caller's channel failed: not the backend's fault, not retried
       } catch (IOException e) {
         if (Thread.currentThread().isInterrupted()) {
           throw e;
         }
-        failure = call.timedOut() ? timedOut(op, hex, e)
+        failure = call.timedOut() ? timedOut(op, hex, call, e)
             : new BackendException(Kind.TRANSIENT, describe(), op, hex, 0, describe(e), e);
       } finally {
         call.finish();
         permits.release();
       }
-      if (failure.kind() != Kind.TRANSIENT || retry >= options.maxRetries()) {
+      Duration pause = failure.kind() == Kind.TRANSIENT && retry < options.maxRetries() ? backoff(retry) : null;
+      boolean outOfTime = pause != null && budget != null && System.nanoTime() + pause.toNanos() >= deadline;
+      if (pause == null || outOfTime) {
         if (failure.kind() != Kind.NOT_FOUND) {
           errors.increment();
         }
-        if (failure.kind() == Kind.TRANSIENT && retry > 0) {
+        if (failure.kind() == Kind.TRANSIENT && (retry > 0 || outOfTime)) {
           throw new BackendException(Kind.TRANSIENT, failure.backend(), failure.operation(),
               failure.digest(), failure.status(), failure.detail() + " (gave up after "
-                  + retry + (retry == 1 ? " retry)" : " retries)"), failure);
+                  + retry + (retry == 1 ? " retry" : " retries")
+                  + (outOfTime ? ": operation timeout " + budget.toMillis() + " ms)" : ")"), failure);
         }
         throw failure;
       }
       retries.increment();
-      Duration pause = backoff(retry);
       log.debug("{} (retry {}/{} in {} ms)", failure.getMessage(), retry + 1,
           options.maxRetries(), pause.toMillis());
       try {
@@ -254,9 +263,18 @@ final class ManagedBackend implements BlobBackend {
     return Duration.ofNanos(nanos);
   }
 
-  private void acquirePermit() throws InterruptedIOException {
+  /** Waits for a request slot, at most {@code leftNanos} (then a TRANSIENT failure). */
+  private void acquirePermit(String op, String hex, long leftNanos) throws IOException {
     try {
-      permits.acquire();
+      if (leftNanos == Long.MAX_VALUE) {
+        permits.acquire();
+      } else if (!permits.tryAcquire(Math.max(0, leftNanos), TimeUnit.NANOSECONDS)) {
+        errors.increment();
+        timeouts.increment();
+        throw new BackendException(Kind.TRANSIENT, describe(), op, hex, 0, "all "
+            + options.maxConcurrentRequests() + " request slots stayed busy until the operation timeout ("
+            + options.operationTimeout().toMillis() + " ms)", null);
+      }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new InterruptedIOException("interrupted while waiting for a request slot of "
@@ -268,10 +286,11 @@ final class ManagedBackend implements BlobBackend {
     return new InterruptedIOException(describe() + ": " + op + " sha256:" + hex + ": interrupted");
   }
 
-  private BackendException timedOut(String op, String hex, IOException cause) {
+  private BackendException timedOut(String op, String hex, Call call, IOException cause) {
     timeouts.increment();
-    return new BackendException(Kind.TRANSIENT, describe(), op, hex, 0,
-        "no progress for " + options.readTimeout().toMillis() + " ms (read timeout)", cause);
+    return new BackendException(Kind.TRANSIENT, describe(), op, hex, 0, call.pastDeadline()
+        ? "no answer within the operation timeout (" + options.operationTimeout().toMillis() + " ms)"
+        : "no progress for " + options.readTimeout().toMillis() + " ms (read timeout)", cause);
   }
 
   /** An I/O failure in a few words: "ConnectException: Connection refused". */

@@ -4,7 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.lazypull.backend.BackendException.Kind;
-import io.lazypull.backend.FaultProxy.Fault;
+import io.lazypull.backend.loopback.FaultProxy;
+import io.lazypull.backend.loopback.FaultProxy.Fault;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -90,7 +91,7 @@ class FaultInjectionTest {
       ByteBuffer dst = ByteBuffer.allocate(256 << 10);
       assertThat(b.read(blob.hex(), 1_000_000, dst)).isEqualTo(256 << 10);
       assertThat(dst.array()).isEqualTo(blob.bytes(1_000_000, 256 << 10));
-      assertThat(proxy(kind).faults.get()).isEqualTo(faults.length);
+      assertThat(proxy(kind).faults()).isEqualTo(faults.length);
       assertThat(b.stats().retries()).isBetween((long) minRetries, (long) faults.length);
       assertThat(b.stats().errors()).isZero();
     }
@@ -225,7 +226,7 @@ class FaultInjectionTest {
       assertThat(sleeps).containsExactly(Duration.ofMillis(10), Duration.ofMillis(20),
           Duration.ofMillis(40));
       assertThat(b.stats().requests()).isEqualTo(4);
-      assertThat(proxy(kind).connections.get()).isEqualTo(4);
+      assertThat(proxy(kind).connections()).isEqualTo(4);
     } finally {
       proxy(kind).script();
     }

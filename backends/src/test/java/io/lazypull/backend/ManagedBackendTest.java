@@ -211,6 +211,52 @@ class ManagedBackendTest {
   }
 
   @Test
+  void operationTimeout_abortsAStalledAttempt_andStartsNoRetryPastIt() throws Exception {
+    store.then(Action.HANG, Action.HANG, Action.HANG);
+    try (ManagedBackend b = backend(BackendOptions.builder().jitter(false).readTimeout(Duration.ofSeconds(20))
+        .operationTimeout(Duration.ofMillis(300)))) {
+      long t0 = System.nanoTime();
+      assertThatThrownBy(() -> b.read(hex, 0, ByteBuffer.allocate(10)))
+          .isInstanceOfSatisfying(BackendException.class, e -> assertThat(e.kind()).isEqualTo(Kind.TRANSIENT))
+          .hasMessageContaining("no answer within the operation timeout (300 ms)");
+      // A hang guard, not a speed check: without the operation timeout this takes 3 x 20 s.
+      assertThat(Duration.ofNanos(System.nanoTime() - t0)).isLessThan(Duration.ofSeconds(15));
+      assertThat(store.attempts.get()).isEqualTo(1);
+      assertThat(b.stats().timeouts()).isEqualTo(1);
+    }
+  }
+
+  @Test
+  void operationTimeout_aBackoffThatWouldEndPastIt_givesUpInstead() throws Exception {
+    store.then(Action.FAIL_TRANSIENT, Action.FAIL_TRANSIENT);
+    try (ManagedBackend b = backend(BackendOptions.builder().jitter(false)
+        .backoff(Duration.ofSeconds(2), Duration.ofSeconds(5)).operationTimeout(Duration.ofSeconds(1)))) {
+      assertThatThrownBy(() -> b.size(hex)).hasMessageContaining("gave up after 0 retries: operation timeout 1000 ms");
+      assertThat(sleeps).isEmpty();
+      assertThat(store.attempts.get()).isEqualTo(1);
+    }
+  }
+
+  @Test
+  void operationTimeout_boundsTheWaitForARequestSlot() throws Exception {
+    store.gate = new CountDownLatch(1);
+    ExecutorService pool = Executors.newSingleThreadExecutor();
+    try (ManagedBackend b = backend(BackendOptions.builder().maxConcurrentRequests(1)
+        .readTimeout(Duration.ofSeconds(20)).operationTimeout(Duration.ofMillis(300)))) {
+      Future<Integer> first = pool.submit(() -> b.read(hex, 0, ByteBuffer.allocate(10)));
+      long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
+      while (store.running.get() < 1 && System.nanoTime() < deadline) {
+        Thread.sleep(5);
+      }
+      assertThatThrownBy(() -> b.size(hex)).hasMessageContaining("request slots stayed busy");
+      store.gate.countDown();
+      assertThat(first.get(10, TimeUnit.SECONDS)).isEqualTo(10); // the slot's holder was only slow
+    } finally {
+      pool.shutdownNow();
+    }
+  }
+
+  @Test
   void concurrentRequests_areBoundedPerBackend() throws Exception {
     store.gate = new CountDownLatch(1);
     ExecutorService pool = Executors.newFixedThreadPool(12);

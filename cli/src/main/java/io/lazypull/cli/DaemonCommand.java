@@ -39,9 +39,16 @@ import picocli.CommandLine.Option;
       "start the same command again: it takes the device back, writes 'restore', and every",
       "read in flight completes with the right bytes. With --standby it waits, started, and",
       "takes over the moment the active daemon dies (or on 'lazypull upgrade').",
+      "",
+      "A READ gets its data or, at the latest after --read-timeout, an error (the reader",
+      "gets EIO), on every front end; the fetch goes on and fills the cache later. A",
+      "backend that stops answering makes the reads that need it fail at once (no wait)",
+      "until a background probe gets an answer again; then reads work again by themselves.",
     })
 final class DaemonCommand implements Callable<Integer> {
   private static final Logger log = LoggerFactory.getLogger(DaemonCommand.class);
+
+  @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
 
   @Option(names = "--device", required = true, paramLabel = "kernel|shim:PATH",
       description = "The device to serve: 'kernel' (/dev/cachefiles) or 'shim:SOCKET'.")
@@ -84,6 +91,12 @@ final class DaemonCommand implements Callable<Integer> {
           + " verified by their sha256 (default: ${DEFAULT-VALUE}).")
   long wholeBlobMax;
 
+  @Option(names = "--read-timeout", paramLabel = "DURATION", defaultValue = "20s",
+      converter = BackendArgs.DurationConverter.class,
+      description = "Longest a READ waits for its data before it fails (the reader gets EIO), e.g. 500ms,"
+          + " 20s, 1m; backend attempts and retries are fitted inside it (default: ${DEFAULT-VALUE}).")
+  java.time.Duration readTimeout;
+
   @Option(names = "--stats-interval", paramLabel = "SECONDS", defaultValue = "60",
       description = "Log the counters every so often; 0: only at exit (default: ${DEFAULT-VALUE}).")
   int statsInterval;
@@ -95,8 +108,8 @@ final class DaemonCommand implements Callable<Integer> {
   @Override
   public Integer call() throws Exception {
     DeviceSpec spec = DeviceSpec.parse(device);
-    Domains domainMap = domains();
-    DaemonConfig config = new DaemonConfig(fetchSize, threads, wholeBlobMax, Files.createDirectories(stateDir));
+    DaemonConfig config = config();
+    Domains domainMap = domains(config);
 
     DeviceAcquisition.Acquired acquired = DeviceAcquisition.acquire(spec.opener(cacheDir), holder,
         holder == null ? SystemdFdStore.fromEnvironment() : null, standby);
@@ -152,8 +165,19 @@ final class DaemonCommand implements Callable<Integer> {
     }
   }
 
-  private Domains domains() throws Exception {
-    BackendOptions options = BackendOptions.defaults();
+  /** The options as a config; a bad value is a usage error (exit 2). */
+  private DaemonConfig config() throws java.io.IOException {
+    DaemonConfig c;
+    try {
+      c = new DaemonConfig(fetchSize, threads, wholeBlobMax, null, readTimeout);
+    } catch (IllegalArgumentException e) {
+      throw new picocli.CommandLine.ParameterException(spec.commandLine(), e.getMessage());
+    }
+    return c.withStateDir(Files.createDirectories(stateDir));
+  }
+
+  private Domains domains(DaemonConfig config) throws Exception {
+    BackendOptions options = config.fitBackend(BackendOptions.defaults());
     BlobSource def = backend == null ? null : new BackendBlobSource(Backends.open(backend, options));
     Map<String, BlobSource> named = new LinkedHashMap<>();
     for (String d : domains) {

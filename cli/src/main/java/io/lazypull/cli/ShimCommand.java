@@ -33,7 +33,9 @@ import picocli.CommandLine.Option;
       "Failover, as the kernel's: when the daemon dies its objects close but pending reads",
       "wait; a new daemon that takes the device socket back from a holder writes",
       "'restore' and every waiting read completes. When every copy of the device socket",
-      "is gone (no holder), waiting and later reads fail with EIO until remounted.",
+      "is gone (no holder), waiting and later reads fail with EIO until remounted. A read",
+      "(or lookup) that no daemon answers within --daemon-timeout fails with EIO; a",
+      "daemon that serves answers each READ within its own --read-timeout.",
       "",
       "One device at a time: another daemon gets EBUSY while one is connected. Stop with",
       "Ctrl-C or SIGTERM: waiting reads get EIO, the FUSE mount is unmounted. A mountpoint",
@@ -77,6 +79,13 @@ final class ShimCommand implements Callable<Integer> {
           + " across relay restarts (--frontend fanotify: required).")
   Path holder;
 
+  @Option(names = "--daemon-timeout", paramLabel = "DURATION", defaultValue = "60s",
+      converter = BackendArgs.DurationConverter.class,
+      description = "Longest a read or a lookup waits for the daemon's answer before it fails with EIO: the"
+          + " bound when no daemon answers at all (keep it above the daemon's --read-timeout plus a restart;"
+          + " default: ${DEFAULT-VALUE}).")
+  java.time.Duration daemonTimeout;
+
   @Option(names = {"-o", "--fuse-option"}, paramLabel = "OPT[,OPT...]",
       description = "Extra FUSE mount options (repeatable), e.g. max_read=65536.")
   List<String> fuseOptions = new ArrayList<>();
@@ -86,6 +95,9 @@ final class ShimCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    if (daemonTimeout.toMillis() < 1) {
+      throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--daemon-timeout must be at least 1ms");
+    }
     switch (frontend) {
       case "fuse":
         if (mountpoint == null) {
@@ -117,7 +129,7 @@ final class ShimCommand implements Callable<Integer> {
       throw new IllegalStateException("fanotify pre-content events do not work here (" + why
           + "): use --frontend fuse");
     }
-    FanotifyRelay relay = FanotifyRelay.start(cacheDir, socket, holder);
+    FanotifyRelay relay = FanotifyRelay.start(cacheDir, socket, holder, daemonTimeout);
     RelayStopper stopper = new RelayStopper(relay);
     stopper.install();
     log.info("relay ready: mount images with 'lazypull mount --frontend fanotify --cache-dir {}', serve them with"
@@ -128,7 +140,7 @@ final class ShimCommand implements Callable<Integer> {
 
   private Integer runFuse() throws Exception {
     Files.createDirectories(cacheDir);
-    FuseShim shim = FuseShim.start(mountpoint, cacheDir, socket, new FuseShim.Options(fuseOptions, fuseDebug));
+    FuseShim shim = FuseShim.start(mountpoint, cacheDir, socket, new FuseShim.Options(fuseOptions, fuseDebug, daemonTimeout));
     AtomicBoolean hookRan = new AtomicBoolean();
     CountDownLatch stopped = new CountDownLatch(1);
     Thread hook = new Thread(() -> {

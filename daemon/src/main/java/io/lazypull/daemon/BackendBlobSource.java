@@ -42,6 +42,11 @@ public final class BackendBlobSource implements BlobSource {
   }
 
   @Override
+  public boolean isUnavailable(IOException e) {
+    return e instanceof BackendException b && b.kind() == BackendException.Kind.TRANSIENT;
+  }
+
+  @Override
   public String describe() {
     return backend.describe();
   }

@@ -23,6 +23,16 @@ public interface BlobSource {
     return false;
   }
 
+  /**
+   * True if the failure says the backend is not answering (a timeout, a refused or reset
+   * connection, 5xx after the retries) rather than anything about the blob or its bytes: the
+   * daemon then fails the requests that need this backend at once, until a probe gets an
+   * answer. Sources that cannot tell answer false.
+   */
+  default boolean isUnavailable(IOException e) {
+    return false;
+  }
+
   /** Where the bytes come from, for logs; never contains a secret. */
   String describe();
 }

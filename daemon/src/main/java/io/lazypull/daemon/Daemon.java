@@ -8,9 +8,13 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -24,8 +28,11 @@ import org.slf4j.LoggerFactory;
  *
  * <pre>
  *   loop thread:  awaitReadable -> read -> OPEN  -> open pool:  resolve, size, copen (or copen -errno)
- *                                       -> READ  -> fetch pool: cached? complete : fetch, verify, write, complete
- *                                       -> CLOSE -> drop the object (its fd closes after its last READ)
+ *                                       -> READ  -> cached? complete
+ *                                                   backend not answering? complete without data
+ *                                                   else fetch pool: fetch, verify, write, complete
+ *                                                        timer: the read timeout passed? complete without data
+ *                                       -> CLOSE -> drop the object (its fd closes after its last READ and fetch)
  * </pre>
  *
  * Every delivered OPEN is answered exactly once and every delivered READ is completed exactly
@@ -33,10 +40,22 @@ import org.slf4j.LoggerFactory;
  * way to give the reader EIO instead of a hang. READs are idempotent: one whose range is
  * already cached (a re-delivery after a crash, or a range another READ fetched) completes at
  * once.
+ *
+ * <p>Bounded waits. A READ is completed by the read timeout at the latest, whatever the
+ * backend does; its fetch goes on and fills the cache later (verified, like any other), and a
+ * later READ of that window waits for the same fetch, with a timeout of its own. A backend
+ * that did not answer (a READ timed out, or a request failed as unavailable) opens its {@link
+ * CircuitBreaker}: READs and OPENs that need it then fail at once instead of each waiting the
+ * read timeout, until a background probe gets an answer. The backends' own timeouts and
+ * retries are fitted inside the read timeout ({@link DaemonConfig#fitBackend}), so a fetch
+ * that outlives its READ ends soon after too.
  */
 public final class Daemon implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Daemon.class);
   private static final long POLL_MILLIS = 500;
+  /** Waits before probing a backend that stopped answering: 1 s, doubled up to 5 s. */
+  private static final long PROBE_FIRST_NANOS = TimeUnit.SECONDS.toNanos(1);
+  private static final long PROBE_MAX_NANOS = TimeUnit.SECONDS.toNanos(5);
 
   private final Device device;
   private final Domains domains;
@@ -45,6 +64,10 @@ public final class Daemon implements AutoCloseable {
   private final Map<String, Long> sizes = new ConcurrentHashMap<>(); // blobs are immutable
   private final ExecutorService openPool;
   private final ExecutorService fetchPool;
+  private final ScheduledExecutorService timer; // READ deadlines, probes of backends
+  private final ExecutorService background; // probes, and READs completed at their deadline
+  private final BackendHealth health;
+  private final long readTimeoutNanos;
   private final Fetcher fetcher;
   private final Path privateStateDir; // deleted on close when we made it
   private final AtomicLong inFlight = new AtomicLong(); // requests read but not yet answered
@@ -67,8 +90,12 @@ public final class Daemon implements AutoCloseable {
     Path tmp = Files.createDirectories(state.resolve("tmp"));
     this.openPool = Executors.newFixedThreadPool(Math.min(4, config.threads()), named("open"));
     this.fetchPool = Executors.newFixedThreadPool(config.threads(), named("fetch"));
+    this.timer = Executors.newSingleThreadScheduledExecutor(named("deadline"));
+    this.background = Executors.newCachedThreadPool(named("background"));
+    this.health = new BackendHealth(timer, background, PROBE_FIRST_NANOS, PROBE_MAX_NANOS, metrics);
+    this.readTimeoutNanos = config.readTimeout().toNanos();
     this.fetcher = new Fetcher(config, fetchPool, new PieceCatalog(state),
-        indexReader == null ? BlobIndexReader.NONE : indexReader, tmp, metrics);
+        indexReader == null ? BlobIndexReader.NONE : indexReader, tmp, metrics, health);
   }
 
   /**
@@ -160,7 +187,18 @@ public final class Daemon implements AutoCloseable {
     if (known != null) {
       return known;
     }
-    long size = blob.source().size(blob.digest());
+    BlobSource source = blob.source();
+    if (!health.allows(source)) {
+      throw new IOException("backend " + source.describe() + " is not answering (see above); failing at once");
+    }
+    long size;
+    try {
+      size = source.size(blob.digest());
+    } catch (IOException e) {
+      health.failed(source, e, () -> source.size(blob.digest()));
+      throw e;
+    }
+    health.answered(source);
     sizes.put(blob.digest(), size);
     return size;
   }
@@ -193,16 +231,45 @@ public final class Daemon implements AutoCloseable {
       complete(obj, read, false);
       return;
     }
-    fetcher.fill(obj, start, end).whenComplete((v, e) -> {
-      if (e != null) {
-        Throwable cause = e instanceof java.util.concurrent.CompletionException && e.getCause() != null ? e.getCause() : e;
-        if (cause instanceof java.io.UncheckedIOException u) {
-          cause = u.getCause();
-        }
+    BlobSource source = obj.blob.source();
+    if (!health.allows(source)) {
+      log.debug("READ {} of blob {} [{}, {}): backend {} is not answering: failed at once", read.msgId(), obj.blob,
+          start, end, source.describe());
+      complete(obj, read, false);
+      return;
+    }
+    CompletableFuture<Void> fill = fetcher.fill(obj, start, end);
+    // Completed off the timer thread: completing a READ is device I/O, and other deadlines wait.
+    ScheduledFuture<?> deadline = timer.schedule(
+        () -> background.execute(() -> fill.completeExceptionally(new ReadTimeoutException())),
+        readTimeoutNanos, TimeUnit.NANOSECONDS);
+    fill.whenComplete((v, e) -> {
+      deadline.cancel(false);
+      Throwable cause = e instanceof CompletionException && e.getCause() != null ? e.getCause() : e;
+      if (cause instanceof java.io.UncheckedIOException u) {
+        cause = u.getCause();
+      }
+      if (cause instanceof ReadTimeoutException) {
+        metrics.readTimeouts.increment();
+        long ms = TimeUnit.NANOSECONDS.toMillis(readTimeoutNanos);
+        log.warn("READ {} of blob {} [{}, {}): no data within the read timeout ({} ms): completed without"
+            + " (the reader gets EIO); the fetch goes on", read.msgId(), obj.blob, start, end, ms);
+        health.notAnswering(source, "no data for a READ within " + ms + " ms",
+            Fetcher.probe(obj.blob, obj.size, start));
+      } else if (cause != null) {
         log.warn("READ {} of blob {} [{}, {}) failed: {}", read.msgId(), obj.blob, start, end, cause.toString());
       }
       complete(obj, read, e == null);
     });
+  }
+
+  /** A READ's deadline passed (never thrown: it completes the READ's future). */
+  private static final class ReadTimeoutException extends Exception {
+    private static final long serialVersionUID = 1L;
+
+    ReadTimeoutException() {
+      super("read timeout", null, false, false);
+    }
   }
 
   /** Completes a READ (exactly once) and drops the reference the READ held. */
@@ -284,6 +351,8 @@ public final class Daemon implements AutoCloseable {
     }
     openPool.shutdownNow();
     fetchPool.shutdownNow();
+    timer.shutdownNow();
+    background.shutdownNow();
     for (Integer id : objects.keySet()) {
       CacheObject obj = objects.remove(id);
       if (obj != null) {

@@ -1,6 +1,8 @@
 package io.lazypull.daemon;
 
+import io.lazypull.backend.BackendOptions;
 import java.nio.file.Path;
+import java.time.Duration;
 
 /**
  * How the daemon fetches. Immutable; {@link #defaults()} is what {@code lazypull daemon} uses
@@ -14,9 +16,13 @@ import java.nio.file.Path;
  *     and verified against their name before a byte is written
  * @param stateDir where the daemon keeps what must outlive it (piece digests learned from meta
  *     blobs, temp files); null: a private temp directory
+ * @param readTimeout the longest a READ waits for its data: then it is completed without (the
+ *     reader gets EIO) while the fetch goes on; the same for every front end
  */
-public record DaemonConfig(int fetchSize, int threads, long wholeBlobMax, Path stateDir) {
+public record DaemonConfig(int fetchSize, int threads, long wholeBlobMax, Path stateDir, Duration readTimeout) {
   public static final int PAGE = 4096;
+  /** Well under a minute, and room for a stalled backend attempt plus one retry. */
+  public static final Duration DEFAULT_READ_TIMEOUT = Duration.ofSeconds(20);
 
   public DaemonConfig {
     if (fetchSize < PAGE || fetchSize % PAGE != 0) {
@@ -28,25 +34,54 @@ public record DaemonConfig(int fetchSize, int threads, long wholeBlobMax, Path s
     if (wholeBlobMax < 0) {
       throw new IllegalArgumentException("wholeBlobMax must be >= 0: " + wholeBlobMax);
     }
+    if (readTimeout == null || readTimeout.toMillis() < 1) {
+      throw new IllegalArgumentException("the read timeout must be at least 1 ms, not "
+          + (readTimeout == null ? "none" : readTimeout.toMillis() + " ms"));
+    }
   }
 
   public static DaemonConfig defaults() {
-    return new DaemonConfig(1 << 20, 16, 64L << 20, null);
+    return new DaemonConfig(1 << 20, 16, 64L << 20, null, DEFAULT_READ_TIMEOUT);
   }
 
   public DaemonConfig withFetchSize(int v) {
-    return new DaemonConfig(v, threads, wholeBlobMax, stateDir);
+    return new DaemonConfig(v, threads, wholeBlobMax, stateDir, readTimeout);
   }
 
   public DaemonConfig withThreads(int v) {
-    return new DaemonConfig(fetchSize, v, wholeBlobMax, stateDir);
+    return new DaemonConfig(fetchSize, v, wholeBlobMax, stateDir, readTimeout);
   }
 
   public DaemonConfig withWholeBlobMax(long v) {
-    return new DaemonConfig(fetchSize, threads, v, stateDir);
+    return new DaemonConfig(fetchSize, threads, v, stateDir, readTimeout);
   }
 
   public DaemonConfig withStateDir(Path v) {
-    return new DaemonConfig(fetchSize, threads, wholeBlobMax, v);
+    return new DaemonConfig(fetchSize, threads, wholeBlobMax, v, readTimeout);
+  }
+
+  public DaemonConfig withReadTimeout(Duration v) {
+    return new DaemonConfig(fetchSize, threads, wholeBlobMax, stateDir, v);
+  }
+
+  /**
+   * {@code base} fitted into the read timeout: every backend operation (a size, a range) ends
+   * by the read timeout, retries included, and one attempt that gets no byte (or no
+   * connection) is given up after at most half of it, so that a connection that stalled leaves
+   * time for one retry on a fresh one. A fetch that outlives its READ is therefore bounded too.
+   */
+  public BackendOptions fitBackend(BackendOptions base) {
+    Duration half = readTimeout.dividedBy(2);
+    if (half.isZero()) {
+      half = Duration.ofMillis(1);
+    }
+    Duration operation = base.operationTimeout() == null || base.operationTimeout().compareTo(readTimeout) > 0
+        ? readTimeout : base.operationTimeout();
+    return base.toBuilder().readTimeout(shorter(base.readTimeout(), half))
+        .connectTimeout(shorter(base.connectTimeout(), half)).operationTimeout(operation).build();
+  }
+
+  private static Duration shorter(Duration a, Duration b) {
+    return a.compareTo(b) <= 0 ? a : b;
   }
 }

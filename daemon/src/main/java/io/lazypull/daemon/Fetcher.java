@@ -42,10 +42,11 @@ final class Fetcher {
   private final BlobIndexReader indexReader;
   private final Path tmpDir;
   private final Metrics metrics;
+  private final BackendHealth health;
   private final Set<String> warnedUnverified = ConcurrentHashMap.newKeySet();
 
   Fetcher(DaemonConfig config, Executor executor, PieceCatalog catalog, BlobIndexReader indexReader,
-      Path tmpDir, Metrics metrics) {
+      Path tmpDir, Metrics metrics, BackendHealth health) {
     this.config = config;
     this.executor = executor;
     this.buffers = new BufferPool(config.fetchSize(), config.threads());
@@ -53,11 +54,15 @@ final class Fetcher {
     this.indexReader = indexReader;
     this.tmpDir = tmpDir;
     this.metrics = metrics;
+    this.health = health;
   }
 
   /**
    * Makes [start, end) of {@code obj} present in its cache file. The future completes when
-   * every window covering the range has been written, or fails with the first fetch error.
+   * every window covering the range has been written, or fails with the first fetch error. It
+   * is the caller's own: completing it (a deadline) leaves the fetches running. Each window's
+   * fetch holds a reference to {@code obj}, so its anon fd stays open until the fetch ends,
+   * also when no READ waits for it any more.
    */
   CompletableFuture<Void> fill(CacheObject obj, long start, long end) {
     Optional<PieceIndex> pieces = catalog.get(obj.blob.digest())
@@ -83,11 +88,17 @@ final class Fetcher {
       long wEnd = Math.min(wStart + window, obj.size);
       boolean[] started = {false};
       CompletableFuture<Void> f = obj.windows.computeIfAbsent(wStart, s -> {
+        if (!obj.acquire()) {
+          return CompletableFuture.failedFuture(new IOException(obj + " is closed"));
+        }
         started[0] = true;
         return CompletableFuture.runAsync(() -> fetchWindow(obj, wStart, wEnd, pieces.orElse(null)), executor);
       });
       if (started[0]) {
-        f.whenComplete((v, e) -> obj.windows.remove(wStart, f));
+        f.whenComplete((v, e) -> {
+          obj.windows.remove(wStart, f);
+          obj.release();
+        });
       } else {
         metrics.mergedReads.increment();
       }
@@ -117,7 +128,7 @@ final class Fetcher {
     try {
       buf.limit(len);
       metrics.fetches.increment();
-      obj.blob.source().readFully(obj.blob.digest(), wStart, buf);
+      readFromBackend(obj, wStart, buf);
       metrics.bytesFetched.add(len);
       buf.flip();
       if (pieces != null) {
@@ -149,7 +160,7 @@ final class Fetcher {
           int len = (int) Math.min(config.fetchSize(), obj.size - off);
           buf.clear().limit(len);
           metrics.fetches.increment();
-          obj.blob.source().readFully(digest, off, buf);
+          readFromBackend(obj, off, buf);
           metrics.bytesFetched.add(len);
           buf.flip();
           sha.update(buf.duplicate());
@@ -182,6 +193,24 @@ final class Fetcher {
     } finally {
       Files.deleteIfExists(tmp);
     }
+  }
+
+  /** One backend request; whether the backend answered it goes to its circuit breaker. */
+  private void readFromBackend(CacheObject obj, long offset, ByteBuffer buf) throws IOException {
+    BlobSource source = obj.blob.source();
+    try {
+      source.readFully(obj.blob.digest(), offset, buf);
+    } catch (IOException e) {
+      health.failed(source, e, probe(obj.blob, obj.size, offset));
+      throw e;
+    }
+    health.answered(source);
+  }
+
+  /** What a probe of {@code blob}'s backend asks: the page at {@code offset}. */
+  static CircuitBreaker.Probe probe(Domains.BlobRef blob, long size, long offset) {
+    int len = (int) Math.max(1, Math.min(PAGE, size - offset));
+    return () -> blob.source().readFully(blob.digest(), offset, ByteBuffer.allocate(len));
   }
 
   private void learnPieces(CacheObject obj, Path verifiedBlob) {

@@ -9,6 +9,9 @@ final class Metrics {
   final LongAdder closes = new LongAdder();
   final LongAdder reads = new LongAdder();
   final LongAdder readFailures = new LongAdder();
+  final LongAdder readTimeouts = new LongAdder();
+  final LongAdder failedFast = new LongAdder();
+  final LongAdder backendOutages = new LongAdder();
   final LongAdder cacheHits = new LongAdder();
   final LongAdder fetches = new LongAdder();
   final LongAdder mergedReads = new LongAdder();
@@ -18,7 +21,7 @@ final class Metrics {
 
   DaemonStats snapshot() {
     return new DaemonStats(opens.sum(), openFailures.sum(), closes.sum(), reads.sum(), readFailures.sum(),
-        cacheHits.sum(), fetches.sum(), mergedReads.sum(), bytesFetched.sum(), bytesWritten.sum(),
+        readTimeouts.sum(), failedFast.sum(), backendOutages.sum(), cacheHits.sum(), fetches.sum(), mergedReads.sum(), bytesFetched.sum(), bytesWritten.sum(),
         integrityFailures.sum());
   }
 }

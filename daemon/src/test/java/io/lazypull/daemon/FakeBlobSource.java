@@ -10,11 +10,22 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /** Blobs held in memory, with a log of the ranges fetched and switches to fail or corrupt. */
 final class FakeBlobSource implements BlobSource {
+  /** What {@link #failing} and {@link #sizeFailing} throw: the backend does not answer. */
+  static final class Down extends IOException {
+    private static final long serialVersionUID = 1L;
+
+    Down(String message) {
+      super(message);
+    }
+  }
+
   final Map<String, byte[]> blobs = new ConcurrentHashMap<>();
   final List<long[]> fetched = new CopyOnWriteArrayList<>();
+  final AtomicInteger sizeCalls = new AtomicInteger();
   volatile boolean failing;
   volatile boolean sizeFailing;
   volatile boolean corrupting;
@@ -36,8 +47,9 @@ final class FakeBlobSource implements BlobSource {
 
   @Override
   public long size(String digest) throws IOException {
+    sizeCalls.incrementAndGet();
     if (sizeFailing) {
-      throw new IOException("503 from backend");
+      throw new Down("503 from backend");
     }
     byte[] b = blobs.get(digest);
     if (b == null) {
@@ -57,7 +69,7 @@ final class FakeBlobSource implements BlobSource {
       }
     }
     if (failing) {
-      throw new IOException("backend is down");
+      throw new Down("backend is down");
     }
     byte[] b = blobs.get(digest);
     if (b == null) {
@@ -78,6 +90,11 @@ final class FakeBlobSource implements BlobSource {
   @Override
   public boolean isNotFound(IOException e) {
     return e instanceof FileNotFoundException;
+  }
+
+  @Override
+  public boolean isUnavailable(IOException e) {
+    return e instanceof Down;
   }
 
   @Override

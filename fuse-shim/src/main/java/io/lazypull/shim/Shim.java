@@ -6,6 +6,7 @@ import io.lazypull.sys.Posix;
 import java.io.Closeable;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
@@ -31,7 +32,7 @@ public final class Shim implements Closeable {
   private final AtomicBoolean closed = new AtomicBoolean();
   private final Path socket;
 
-  private Shim(Path cacheDir, Path socket) throws IOException {
+  private Shim(Path cacheDir, Path socket, Duration maxWait) throws IOException {
     this.socket = socket.toAbsolutePath();
     long nofile = Posix.raiseNoFileLimit(); // an fd per object (cache file) and per anon socket
     log.debug("RLIMIT_NOFILE {}", nofile);
@@ -39,7 +40,7 @@ public final class Shim implements Closeable {
     DeviceServer s = null;
     try {
       s = DeviceServer.listen(this.socket);
-      this.cache = new OndemandCache(store, s);
+      this.cache = new OndemandCache(store, s, maxWait);
       s.start(cache);
     } catch (IOException | RuntimeException e) {
       if (s != null) {
@@ -70,7 +71,15 @@ public final class Shim implements Closeable {
    * stale socket file is replaced only if nothing listens on it).
    */
   public static Shim start(Path cacheDir, Path socket) throws IOException {
-    return new Shim(cacheDir, socket);
+    return start(cacheDir, socket, OndemandCache.DEFAULT_MAX_WAIT);
+  }
+
+  /**
+   * As {@link #start(Path, Path)}; a reader waits at most {@code maxWait} for the daemon's answer
+   * (see {@link OndemandCache#maxWaitNanos()}).
+   */
+  public static Shim start(Path cacheDir, Path socket, Duration maxWait) throws IOException {
+    return new Shim(cacheDir, socket, maxWait);
   }
 
   public ShimFiles files() {

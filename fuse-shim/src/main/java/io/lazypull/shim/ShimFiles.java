@@ -31,10 +31,11 @@ import org.slf4j.LoggerFactory;
  * </pre>
  *
  * A read is rounded to 4 KiB blocks; the holes of the cache file in that range (SEEK_DATA /
- * SEEK_HOLE) become one READ request each; the reader waits for all of them (no deadline: until
- * they are completed or the device dies), then checks again: data at a requested offset that is
- * still a hole means the daemon failed it (EIO); a partly filled hole yields a READ for the
- * rest. The bytes are then read from the cache file straight into the caller's buffer.
+ * SEEK_HOLE) become one READ request each; the reader waits for all of them (until they are
+ * completed, the device dies, or {@link OndemandCache#maxWaitNanos()} has passed: EIO), then
+ * checks again: data at a requested offset that is still a hole means the daemon failed it
+ * (EIO); a partly filled hole yields a READ for the rest. The bytes are then read from the cache
+ * file straight into the caller's buffer.
  *
  * <p>Names are bytes: FUSE hands them over as UTF-8 strings, keys are ISO-8859-1 strings (one
  * char per byte), and the two conversions below map one to the other.
@@ -250,7 +251,9 @@ public final class ShimFiles {
   /**
    * Makes [offset, offset+length) of {@code o} present in its cache file: the range is rounded
    * out to 4 KiB blocks and cut at the object's size; each hole becomes one READ request; this
-   * waits for all of them (no deadline: until they are completed or the device dies), then
+   * waits for all of them (until they are completed or the device dies; a daemon that serves
+   * completes each within its read timeout, and when none answers at all, this gives up with
+   * EIO after the cache's {@link OndemandCache#maxWaitNanos()} and withdraws the READs), then
    * checks again. Data at a requested offset that is still a hole means the daemon failed it;
    * a partly filled hole yields a READ for the rest. Returns the number of READ requests sent
    * (0: all cached), or -errno (EIO). The FUSE reads and the fanotify front end's events both
@@ -270,6 +273,7 @@ public final class ShimFiles {
     long start = offset & -(long) CacheFiles.PAGE_SIZE;
     long stop = CacheStore.roundUp(Math.min(offset + length, size));
     int fd = o.file().fd();
+    long deadline = System.nanoTime() + cache.maxWaitNanos();
     try {
       Map<Long, Integer> asked = new HashMap<>(); // hole start -> msg id of its READ
       while (true) {
@@ -290,7 +294,13 @@ public final class ShimFiles {
           reads.add(r);
         }
         for (PendingRequest r : reads) {
-          int res = r.await(log, LOG_EVERY_MILLIS);
+          int res = r.await(log, LOG_EVERY_MILLIS, deadline);
+          if (res == -Errno.ETIMEDOUT) {
+            reads.forEach(cache::abandon);
+            return failed(o, offset, length, "no answer from the daemon within "
+                + java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(cache.maxWaitNanos()) + " ms to " + r
+                + " (no daemon serving?)", -Errno.EIO);
+          }
           if (res < 0) {
             return failed(o, offset, length, r + ": " + Errno.describe(-res), res);
           }

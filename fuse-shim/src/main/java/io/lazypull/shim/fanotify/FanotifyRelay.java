@@ -156,7 +156,13 @@ public final class FanotifyRelay implements Closeable {
    * of holes return zeros, so there is no relay without one.
    */
   public static FanotifyRelay start(Path cacheDir, Path socket, Path holder) throws IOException {
-    Shim shim = Shim.start(cacheDir, socket); // raises RLIMIT_NOFILE: read the limit after it
+    return start(cacheDir, socket, holder, io.lazypull.shim.ondemand.OndemandCache.DEFAULT_MAX_WAIT);
+  }
+
+  /** As {@link #start(Path, Path, Path)}; an event waits at most {@code maxWait} for the daemon's answer. */
+  public static FanotifyRelay start(Path cacheDir, Path socket, Path holder, java.time.Duration maxWait)
+      throws IOException {
+    Shim shim = Shim.start(cacheDir, socket, maxWait); // raises RLIMIT_NOFILE: read the limit after it
     GroupLease lease = null;
     GroupLease.Adopted adopted = null;
     int group = -1;

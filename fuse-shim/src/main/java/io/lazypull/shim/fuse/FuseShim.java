@@ -34,9 +34,16 @@ public final class FuseShim implements Closeable {
   private static final long MOUNT_TIMEOUT_MILLIS = 10_000;
   private static final long STOP_TIMEOUT_MILLIS = 5_000;
 
-  /** FUSE mount options: extra {@code -o} options (comma lists), libfuse debug output. */
-  public record Options(List<String> fuseOptions, boolean debug) {
+  /**
+   * FUSE mount options: extra {@code -o} options (comma lists), libfuse debug output; and how
+   * long a reader waits for the daemon (see {@link io.lazypull.shim.ondemand.OndemandCache#maxWaitNanos()}).
+   */
+  public record Options(List<String> fuseOptions, boolean debug, java.time.Duration maxWait) {
     public static final Options DEFAULT = new Options(List.of(), false);
+
+    public Options(List<String> fuseOptions, boolean debug) {
+      this(fuseOptions, debug, io.lazypull.shim.ondemand.OndemandCache.DEFAULT_MAX_WAIT);
+    }
   }
 
   private final Path mountpoint;
@@ -77,7 +84,7 @@ public final class FuseShim implements Closeable {
     if (Mounts.isMountPoint(mp)) {
       throw new IOException(mp + " is already a mount point");
     }
-    Shim shim = Shim.start(cacheDir, socket);
+    Shim shim = Shim.start(cacheDir, socket, options.maxWait());
     FuseShim f = new FuseShim(mp, shim, options);
     try {
       f.mount();

@@ -4,12 +4,14 @@ import io.lazypull.protocol.Message;
 import io.lazypull.protocol.Opcode;
 import io.lazypull.sys.Errno;
 import io.lazypull.sys.ErrnoException;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.TreeSet;
+import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -60,9 +62,13 @@ public final class OndemandCache {
   /** object ids: {@code XA_LIMIT(1, INT_MAX)}. */
   static final long OBJECT_ID_MAX = Integer.MAX_VALUE;
 
+  /** How long a lookup or a read waits for the daemon by default: see {@link #maxWaitNanos()}. */
+  public static final Duration DEFAULT_MAX_WAIT = Duration.ofSeconds(60);
+
   private static final Logger log = LoggerFactory.getLogger(OndemandCache.class);
 
   private final CacheStore store;
+  private final long maxWaitNanos;
   private final Waker waker;
   private final CyclicIds msgIds;
   private final CyclicIds objectIds;
@@ -82,11 +88,24 @@ public final class OndemandCache {
   private boolean shutdown;
 
   public OndemandCache(CacheStore store, Waker waker) {
-    this(store, waker, MSG_ID_MAX, OBJECT_ID_MAX);
+    this(store, waker, DEFAULT_MAX_WAIT);
+  }
+
+  /** @param maxWait see {@link #maxWaitNanos()} */
+  public OndemandCache(CacheStore store, Waker waker, Duration maxWait) {
+    this(store, waker, MSG_ID_MAX, OBJECT_ID_MAX, maxWait);
   }
 
   /** With small id spaces, to test wrap-around. */
   OndemandCache(CacheStore store, Waker waker, long msgIdMax, long objectIdMax) {
+    this(store, waker, msgIdMax, objectIdMax, DEFAULT_MAX_WAIT);
+  }
+
+  private OndemandCache(CacheStore store, Waker waker, long msgIdMax, long objectIdMax, Duration maxWait) {
+    if (maxWait.toMillis() < 1) {
+      throw new IllegalArgumentException("the longest wait for the daemon must be at least 1 ms: " + maxWait);
+    }
+    this.maxWaitNanos = maxWait.toNanos();
     this.store = store;
     this.waker = waker;
     this.msgIds = new CyclicIds(0, msgIdMax);
@@ -407,17 +426,50 @@ public final class OndemandCache {
     return o.pendingOpen;
   }
 
-  /** A lookup: {@link #object} then, if needed, waits for its OPEN. */
+  /**
+   * The longest a lookup or a read waits for the daemon's answer before it fails with EIO. A
+   * daemon that serves answers every READ within its own read timeout, so this only bounds the
+   * waits no daemon answers at all: none connected (only a holder keeps the device), or a hung
+   * one. Keep it above the daemon's read timeout plus the time a supervisor takes to restart
+   * it. The kernel's cachefiles has no such bound.
+   */
+  public long maxWaitNanos() {
+    return maxWaitNanos;
+  }
+
+  /**
+   * A lookup: {@link #object} then, if needed, waits for its OPEN, at most {@link
+   * #maxWaitNanos()} (then EIO; the OPEN stays queued for the next lookup).
+   */
   public CacheObject lookup(String volumeKey, String cookieKey, long logEveryMillis) throws ErrnoException {
     CacheObject o = object(volumeKey, cookieKey);
     PendingRequest open = requestOpen(o);
     if (open != null) {
-      int r = open.await(log, logEveryMillis);
+      int r = open.await(log, logEveryMillis, System.nanoTime() + maxWaitNanos);
+      if (r == -Errno.ETIMEDOUT) {
+        log.warn("lookup of {}: no answer to {} within {} ms (no daemon serving?): EIO", o.describe(), open,
+            TimeUnit.NANOSECONDS.toMillis(maxWaitNanos));
+        throw new ErrnoException("lookup", Errno.EIO, o.describe() + ": no answer from the daemon");
+      }
       if (r < 0) {
         throw new ErrnoException("lookup", -r, o.describe());
       }
     }
     return o;
+  }
+
+  /**
+   * Withdraws a READ nobody waits for any more (its reader gave up at {@link #maxWaitNanos()}):
+   * it leaves the table with -ETIMEDOUT, so a later CREAD of it gets EINVAL, as the kernel does
+   * for the READ of a killed reader. Returns false if it was completed meanwhile.
+   */
+  public synchronized boolean abandon(PendingRequest r) {
+    if (r.opcode != Opcode.READ || pending.get(r.msgId) != r) {
+      return false;
+    }
+    log.debug("{}: abandoned by its reader", r);
+    finish(r, -Errno.ETIMEDOUT);
+    return true;
   }
 
   /** Queues a READ of [offset, offset+length) of {@code o} (completed at once with EIO if dead). */

@@ -76,23 +76,35 @@ public final class PendingRequest {
   }
 
   /**
-   * Waits until the request is completed and returns its result (0 or -errno). There is no
-   * deadline, as in the kernel: the request completes when the daemon answers it, or with EIO
-   * when the device dies or the shim stops. {@code logEveryMillis} only paces "still waiting"
-   * lines. An interrupt returns -EINTR (the request stays queued).
+   * Waits until the request is completed and returns its result (0 or -errno), or -ETIMEDOUT
+   * once {@code deadlineNanos} ({@link System#nanoTime()}) has passed; the request is then
+   * still queued (see {@link OndemandCache#abandon}). The kernel has no such deadline; the shim
+   * has one so that a reader cannot wait forever on a daemon that never answers (none
+   * connected, or a hung one). {@code logEveryMillis} only paces "still waiting" lines. An
+   * interrupt returns -EINTR (the request stays queued).
    */
-  public int await(Logger log, long logEveryMillis) {
-    long waited = 0;
+  public int await(Logger log, long logEveryMillis, long deadlineNanos) {
+    long start = System.nanoTime();
+    long nextLog = start + TimeUnit.MILLISECONDS.toNanos(logEveryMillis);
     try {
-      while (!done.await(logEveryMillis, TimeUnit.MILLISECONDS)) {
-        waited += logEveryMillis;
-        log.info("still waiting after {} s for {}", waited / 1000, this);
+      while (true) {
+        long now = System.nanoTime();
+        if (now - deadlineNanos >= 0) {
+          return done.getCount() == 0 ? result : -Errno.ETIMEDOUT;
+        }
+        long until = Math.min(nextLog, deadlineNanos);
+        if (done.await(Math.max(0, until - now), TimeUnit.NANOSECONDS)) {
+          return result;
+        }
+        if (System.nanoTime() - nextLog >= 0) {
+          log.info("still waiting after {} s for {}", TimeUnit.NANOSECONDS.toSeconds(System.nanoTime() - start), this);
+          nextLog += TimeUnit.MILLISECONDS.toNanos(logEveryMillis);
+        }
       }
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       return -Errno.EINTR;
     }
-    return result;
   }
 
   @Override

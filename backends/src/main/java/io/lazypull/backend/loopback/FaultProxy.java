@@ -1,4 +1,4 @@
-package io.lazypull.backend;
+package io.lazypull.backend.loopback;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -12,6 +12,8 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayDeque;
 import java.util.Deque;
 import java.util.Locale;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
@@ -22,7 +24,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  * connections on purpose. Faults are per connection: each new connection takes the next fault
  * from the script, and passes through once the script is empty (or always gets
  * {@link #always(Fault)}). Every faulty connection ends closed, so a client's retry comes on a
- * fresh connection.
+ * fresh connection. {@link #dropConnections()} closes the open ones, so that a client's pooled
+ * connections do not outlive a change of fault. For tests and benchmarks.
  *
  * <pre>
  * PASS        relay both ways
@@ -36,8 +39,9 @@ import java.util.concurrent.atomic.AtomicInteger;
  * CORRUPT     relay, flipping the first body byte of the first response
  * </pre>
  */
-final class FaultProxy implements AutoCloseable {
-  enum Fault { PASS, STATUS_500, STATUS_503, RESET, REFUSE, STALL, STALL_BODY, TRUNCATE, CORRUPT }
+public final class FaultProxy implements AutoCloseable {
+  /** What a connection gets. */
+  public enum Fault { PASS, STATUS_500, STATUS_503, RESET, REFUSE, STALL, STALL_BODY, TRUNCATE, CORRUPT }
 
   private final int upstreamPort;
   private final ServerSocket server;
@@ -48,21 +52,33 @@ final class FaultProxy implements AutoCloseable {
   });
   private final Deque<Fault> script = new ArrayDeque<>();
   private volatile Fault always;
-  final AtomicInteger connections = new AtomicInteger();
-  final AtomicInteger faults = new AtomicInteger();
+  private final Set<Socket> open = ConcurrentHashMap.newKeySet();
+  private final AtomicInteger connections = new AtomicInteger();
+  private final AtomicInteger faults = new AtomicInteger();
 
-  FaultProxy(int upstreamPort) throws IOException {
+  /** A proxy on a free port of 127.0.0.1 in front of {@code 127.0.0.1:upstreamPort}. */
+  public FaultProxy(int upstreamPort) throws IOException {
     this.upstreamPort = upstreamPort;
     this.server = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
     threads.execute(this::acceptLoop);
   }
 
-  int port() {
+  public int port() {
     return server.getLocalPort();
   }
 
+  /** Connections accepted since the last {@link #script} or {@link #always}. */
+  public int connections() {
+    return connections.get();
+  }
+
+  /** Of those, the ones that got a fault. */
+  public int faults() {
+    return faults.get();
+  }
+
   /** The next connections get these faults, in order; later ones pass. Resets the counters. */
-  synchronized FaultProxy script(Fault... faults) {
+  public synchronized FaultProxy script(Fault... faults) {
     script.clear();
     script.addAll(java.util.List.of(faults));
     always = null;
@@ -72,12 +88,26 @@ final class FaultProxy implements AutoCloseable {
   }
 
   /** Every connection gets this fault. Resets the counters. */
-  synchronized FaultProxy always(Fault fault) {
+  public synchronized FaultProxy always(Fault fault) {
     script.clear();
     always = fault;
     connections.set(0);
     faults.set(0);
     return this;
+  }
+
+  /**
+   * Closes every connection open now (a stalled one included): the clients see their pooled
+   * connections reset and come back on new ones, which get the current fault.
+   */
+  public void dropConnections() {
+    for (Socket s : open) {
+      try {
+        s.close();
+      } catch (IOException ignored) {
+        // closing anyway
+      }
+    }
   }
 
   private synchronized Fault next() {
@@ -105,6 +135,7 @@ final class FaultProxy implements AutoCloseable {
   }
 
   private void handle(Socket client, Fault fault) {
+    open.add(client);
     try (client) {
       client.setTcpNoDelay(true);
       InputStream cin = client.getInputStream();
@@ -138,6 +169,8 @@ final class FaultProxy implements AutoCloseable {
       }
     } catch (IOException e) {
       // The client went away; that is what several faults are about.
+    } finally {
+      open.remove(client);
     }
   }
 
@@ -254,6 +287,7 @@ final class FaultProxy implements AutoCloseable {
   @Override
   public void close() throws IOException {
     server.close();
+    dropConnections();
     threads.shutdownNow();
   }
 }
