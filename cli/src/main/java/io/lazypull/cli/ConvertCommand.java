@@ -63,6 +63,12 @@ final class ConvertCommand implements Callable<Integer> {
           "(default: $XDG_CACHE_HOME/lazypull/convert, else ~/.cache/lazypull/convert)."})
   Path workDir;
 
+  @Option(names = "--layout", paramLabel = "auto|chunked", defaultValue = "auto",
+      description = {"auto: tar-index for uncompressed layers (the tar is the data blob; file-backed",
+          "mounts only), chunked for compressed ones; chunked: every layer chunked (also for",
+          "the kernel's fscache mode, --frontend kernel). Default: ${DEFAULT-VALUE}."})
+  String layout;
+
   @Option(names = "--chunk-size", paramLabel = "BYTES", converter = ByteSizes.class,
       description = "Chunk size of chunked layers, a power of two >= 4K (default: 1M).")
   Long chunkSize;
@@ -85,7 +91,12 @@ final class ConvertCommand implements Callable<Integer> {
           "--platform and --all-platforms exclude each other");
     }
     BackendOptions options = BackendOptions.builder().maxRetries(retries).readTimeout(timeout).build();
+    if (!layout.equals("auto") && !layout.equals("chunked")) {
+      throw new CommandLine.ParameterException(spec.commandLine(),
+          "--layout: want auto or chunked, got '" + layout + "'");
+    }
     Converter.Builder b = Converter.builder().source(source).destination(destination).tag(tag)
+        .tarIndex(layout.equals("auto"))
         .allPlatforms(allPlatforms).workDir(workDir != null ? workDir : defaultWorkDir())
         .sourceOptions(options).destinationOptions(options);
     TerminalProgress progress = System.console() != null ? new TerminalProgress(System.err) : null;

@@ -68,6 +68,7 @@ public final class Converter {
   private final boolean allPlatforms;
   private final Path workDir;
   private final int chunkSize;
+  private final boolean tarIndex;
   private final BackendOptions sourceOptions;
   private final BackendOptions destinationOptions;
   private final Listener listener;
@@ -81,6 +82,7 @@ public final class Converter {
     this.allPlatforms = b.allPlatforms;
     this.workDir = Objects.requireNonNull(b.workDir, "workDir");
     this.chunkSize = b.chunkSize;
+    this.tarIndex = b.tarIndex;
     this.sourceOptions = b.sourceOptions;
     this.destinationOptions = b.destinationOptions;
     this.listener = b.listener;
@@ -287,7 +289,7 @@ public final class Converter {
       throw new BadManifestException("layer " + number + " (" + layer.digest() + ") has media type "
           + layer.mediaType() + ", which lazypull does not convert (tar, tar+gzip, tar+zstd layers)");
     }
-    String options = LayerCache.options(layer.mediaType(), chunkSize);
+    String options = LayerCache.options(layer.mediaType(), chunkSize, tarIndex);
     Optional<ConvertedLayer> known = cache.get(layer.hex(), options);
     if (known.isPresent() && known.get().sourceDiffId().equals(diffId) && present(dest, known.get())) {
       listener.progress(new Progress(p, number, count, "cached", layer.size(), layer.size()));
@@ -304,7 +306,8 @@ public final class Converter {
         listener.progress(new Progress(p, number, count, "fetch", fetched[0], layer.size()));
       });
       listener.progress(new Progress(p, number, count, "convert", 0, -1));
-      LayerConverter.Output out = LayerConverter.convert(blob, layer, diffId, dir, chunkSize);
+      LayerConverter.Output out = LayerConverter.convert(blob, layer, diffId, dir, chunkSize,
+          tarIndex);
       long size = Files.size(out.meta()) + Files.size(out.data());
       listener.progress(new Progress(p, number, count, "push", 0, size));
       push(dest, out.data(), out.layer().dataBlobs().get(0).digest(), counts);
@@ -492,6 +495,7 @@ public final class Converter {
     private boolean allPlatforms;
     private Path workDir;
     private int chunkSize = Mkfs.DEFAULT_CHUNK_SIZE;
+    private boolean tarIndex = true;
     private BackendOptions sourceOptions = BackendOptions.defaults();
     private BackendOptions destinationOptions = BackendOptions.defaults();
     private Listener listener = p -> { };
@@ -538,6 +542,16 @@ public final class Converter {
     public Builder chunkSize(int bytes) {
       Mkfs.builder().chunkSize(bytes); // validates
       this.chunkSize = bytes;
+      return this;
+    }
+
+    /**
+     * Whether uncompressed layers become tar-index images (default), whose data blob is the
+     * layer itself, or chunked ones like compressed layers (the kernel's fscache mode needs
+     * the 4 KiB blocks of chunked images).
+     */
+    public Builder tarIndex(boolean tarIndex) {
+      this.tarIndex = tarIndex;
       return this;
     }
 

@@ -35,8 +35,8 @@ final class LayerCache {
   }
 
   /** The file name part for the conversion options of a layer of this media type. */
-  static String options(String mediaType, int chunkSize) {
-    return ImageFormat.UNCOMPRESSED_LAYERS.contains(mediaType) ? VERSION + ".tar-index"
+  static String options(String mediaType, int chunkSize, boolean tarIndex) {
+    return tarIndex && ImageFormat.UNCOMPRESSED_LAYERS.contains(mediaType) ? VERSION + ".tar-index"
         : VERSION + ".chunked-" + chunkSize;
   }
 

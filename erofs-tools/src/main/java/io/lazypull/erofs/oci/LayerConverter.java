@@ -24,6 +24,7 @@ import java.util.zip.GZIPInputStream;
  *
  *   uncompressed tar   -> tar-index; the tar itself is the data blob (hard-linked into blobs/),
  *                         its digest is the layer's digest, which must equal the diff ID
+ *                         (or chunked, when asked, for mounts that need 4 KiB blocks)
  *   tar+gzip, tar+zstd -> decompressed into layer.tar while hashing (must equal the diff ID),
  *                         the compressed file deleted, then chunked; layer.tar deleted after
  *
@@ -37,8 +38,9 @@ final class LayerConverter {
   /** What came out: the meta blob and the data blob files, and the layer's description. */
   record Output(Path meta, Path data, ConvertedLayer layer) {}
 
-  static Output convert(Path blob, Descriptor layer, String diffId, Path dir, int chunkSize)
-      throws IOException {
+  /** {@code tarIndex} false: uncompressed layers are made chunked too (for fscache mounts). */
+  static Output convert(Path blob, Descriptor layer, String diffId, Path dir, int chunkSize,
+      boolean tarIndex) throws IOException {
     String type = layer.mediaType();
     String actual = sniff(blob);
     Path blobs = Files.createDirectories(dir.resolve("blobs"));
@@ -53,8 +55,10 @@ final class LayerConverter {
         throw new BadManifestException("layer " + layer.digest() + " is uncompressed, so its diff ID"
             + " must be its digest, but the config says " + diffId);
       }
-      r = Mkfs.builder().layout(Layout.TAR_INDEX).blobDir(blobs).build().build(blob, meta);
-      Files.delete(blob); // the data blob is a hard link to it (or a copy)
+      r = tarIndex ? Mkfs.builder().layout(Layout.TAR_INDEX).blobDir(blobs).build().build(blob, meta)
+          : Mkfs.builder().layout(Layout.CHUNKED).chunkSize(chunkSize).blobDir(blobs).build()
+              .build(blob, meta);
+      Files.delete(blob); // tar-index: the data blob is a hard link to it (or a copy)
     } else if (ImageFormat.COMPRESSED_LAYERS.containsKey(type)) {
       String expected = ImageFormat.COMPRESSED_LAYERS.get(type);
       if (!actual.equals(expected)) {
