@@ -195,6 +195,12 @@ final class ImageRefs {
       return new Destination(b, tag,
           new RegistryRef(r.scheme(), r.authority(), r.repository(), tag, null).display());
     }
+    Path local = spec.startsWith("file:") ? Path.of(java.net.URI.create(spec).getPath())
+        : spec.matches("^[A-Za-z][A-Za-z0-9+.-]*:.*") ? null : Path.of(spec);
+    if (local != null && Files.isRegularFile(local.resolve("oci-layout"))) {
+      throw new IllegalArgumentException(spec + " is an OCI layout: convert writes into registries, "
+          + "S3 and plain blob directories, not into layouts");
+    }
     String ref = tagOption;
     if (ref == null) {
       if (source.name() == null) {

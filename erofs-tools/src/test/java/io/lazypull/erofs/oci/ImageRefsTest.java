@@ -74,4 +74,13 @@ class ImageRefsTest {
         .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("holds 2 images")
         .hasMessageContaining("(a, b)");
   }
+
+  @Test
+  void destination_anOciLayout_isRefusedBeforeAnythingIsDone() throws Exception {
+    Files.writeString(dir.resolve("oci-layout"), "{\"imageLayoutVersion\":\"1.0.0\"}");
+    for (String dest : new String[] {dir.toString(), dir.toUri().toString()}) {
+      assertThatThrownBy(() -> ImageRefs.openDestination(dest, "a:b", null, BackendOptions.defaults()))
+          .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("is an OCI layout");
+    }
+  }
 }
