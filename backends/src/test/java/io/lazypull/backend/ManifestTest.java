@@ -94,6 +94,26 @@ class ManifestTest {
   }
 
   @Test
+  void registryWithHtpasswd_manifestsNeedAndUseTheCredentials() throws Exception {
+    try (io.lazypull.backend.loopback.RegistryServer auth = RegistryServer.htpasswd(
+        Files.createDirectories(dir.resolve("auth")), "alice", "wonderland")) {
+      String uri = auth.uri("lazypull/private");
+      try (BlobBackend b = Backends.open(uri, BackendOptions.builder()
+          .credentials(new Credentials("alice", "wonderland")).build())) {
+        roundTrip(b, "v1");
+      }
+      try (BlobBackend anonymous = Backends.open(uri, BackendOptions.builder()
+          .environment(java.util.Map.of()).build())) {
+        assertThatThrownBy(() -> anonymous.manifest("v1")).isInstanceOfSatisfying(
+            BackendException.class, e -> {
+              assertThat(e.kind()).isEqualTo(Kind.PERMANENT);
+              assertThat(e.getMessage()).contains("manifest v1").contains("401");
+            });
+      }
+    }
+  }
+
+  @Test
   void registry_dockerSchema2_keepsItsMediaType() throws Exception {
     try (BlobBackend b = Backends.open(registry.uri("lazypull/docker"), BackendOptions.defaults())) {
       b.put(config);
