@@ -46,27 +46,28 @@ final class ConvertCommand implements Callable<Integer> {
   String destination;
 
   @Option(names = "--tag", paramLabel = "TAG",
-      description = {"The tag of the index: for a registry without a tag in DEST the tag, for S3",
-          "and directories NAME:TAG (default: SRC's repository and tag)."})
+      description = {"The tag of the index: a registry's tag (when DEST has none),",
+          "or NAME:TAG for S3 and directories (default: SRC's repository and tag)."})
   String tag;
 
   @Option(names = "--platform", paramLabel = "OS/ARCH[/VARIANT]",
-      description = "Which image of a multi-platform SRC to convert (default: this machine's, "
-          + "linux/amd64 here).")
+      description = "Which image of a multi-platform SRC to convert (default: this machine's).")
   String platform;
 
   @Option(names = "--all-platforms", description = "Convert every platform of a multi-platform SRC.")
   boolean allPlatforms;
 
   @Option(names = "--work-dir", paramLabel = "DIR",
-      description = {"The layer cache and temporary files (removed at the end, also on failure)",
-          "(default: $XDG_CACHE_HOME/lazypull/convert, else ~/.cache/lazypull/convert)."})
+      description = {"The layer cache, and temporary files (removed at the end, also on",
+          "failure). Default: $XDG_CACHE_HOME/lazypull/convert, else",
+          "~/.cache/lazypull/convert."})
   Path workDir;
 
   @Option(names = "--layout", paramLabel = "auto|chunked", defaultValue = "auto",
-      description = {"auto: tar-index for uncompressed layers (the tar is the data blob; file-backed",
-          "mounts only), chunked for compressed ones; chunked: every layer chunked (also for",
-          "the kernel's fscache mode, --frontend kernel). Default: ${DEFAULT-VALUE}."})
+      description = {"auto: tar-index for uncompressed layers (the tar is the data blob;",
+          "file-backed mounts only), chunked for compressed ones. chunked: every",
+          "layer chunked (the kernel's fscache mode, --frontend kernel, needs it).",
+          "Default: ${DEFAULT-VALUE}."})
   String layout;
 
   @Option(names = "--chunk-size", paramLabel = "BYTES", converter = ByteSizes.class,
