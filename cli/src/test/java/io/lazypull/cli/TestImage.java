@@ -18,7 +18,7 @@ import java.util.Random;
 import java.util.zip.GZIPOutputStream;
 
 /**
- * A three-layer source image as an OCI layout (ref name {@code v1}), built from files of
+ * A four-layer source image as an OCI layout (ref name {@code v1}), built from files of
  * Debian packages under /usr/share with GNU tar, like a small Debian-ish root file system:
  *
  * <pre>
@@ -30,6 +30,8 @@ import java.util.zip.GZIPOutputStream;
  *                     usr/share/doc/gzip (a directory) and etc/motd (a file)
  * layer 3, tar+zstd   etc/motd again, whiteout of usr/share/common-licenses/GPL-2,
  *                     usr/share/perl5/Debian
+ * layer 4, tar+gzip   only a whiteout (usr/share/perl5/Debian/DebConf) and directories: no
+ *                     file data, so its data blob is the empty blob
  * </pre>
  *
  * {@link #tars} keeps each layer's uncompressed tar, to check conversions against.
@@ -55,9 +57,9 @@ final class TestImage {
   static final String TAR = "application/vnd.oci.image.layer.v1.tar";
   static final String ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd";
 
-  /** The image with layers gzip, plain, zstd. */
+  /** The image with layers gzip, plain, zstd, gzip. */
   static TestImage build(Path dir) throws IOException {
-    return build(dir, GZIP, TAR, ZSTD);
+    return build(dir, GZIP, TAR, ZSTD, GZIP);
   }
 
   /** The image with these layer media types (skopeo 1.9 cannot write zstd layers into a docker-archive). */
@@ -113,8 +115,12 @@ final class TestImage {
     TestTrees.run(List.of("cp", "-a", "/usr/share/perl5/Debian", l3.resolve("usr/share/perl5").toString()));
 
     List<ObjectNode> layers = new ArrayList<>();
-    Path[] stages = {l1, l2, l3};
-    for (int i = 0; i < 3; i++) {
+    Path l4 = Files.createDirectories(stage.resolve("l4/usr/share/perl5/Debian")).getParent()
+        .getParent().getParent().getParent();
+    Files.writeString(l4.resolve("usr/share/perl5/Debian/.wh.DebConf"), "");
+
+    Path[] stages = {l1, l2, l3, l4};
+    for (int i = 0; i < stages.length; i++) {
       Path tar = TestTrees.gnuTar(stages[i], dir.resolve("layer" + (i + 1) + ".tar"), "--numeric-owner");
       image.tars.add(tar);
       image.diffIds.add(Digests.SHA256_PREFIX + Digests.sha256Hex(tar));
