@@ -150,7 +150,7 @@ class ConvertCommandTest {
   // ---- conversions ----
 
   @Test
-  void registryToRegistry_servesTheIndexByTagAndDigest_andEveryLayerMountsAsItsTar() throws Exception {
+  void registryToRegistry_servesTheIndexByTagAndDigest_andTheLayersOverlaidAreTheImage() throws Exception {
     Path work = workDir();
     Run r = convert(work, registry("src/app:v1"), registry("conv/app"));
     assertThat(r.code()).as(r.err()).isZero();
@@ -174,7 +174,7 @@ class ConvertCommandTest {
     assertThat(index.path("annotations").path(ImageFormat.SOURCE_REF).asText())
         .isEqualTo(registry("src/app:v1"));
     try (BlobBackend b = Backends.open(registry("conv/app"), BackendOptions.defaults())) {
-      checkIndex(b, index, image, List.of("chunked", "tar-index", "chunked", "chunked"));
+      checkIndex(b, index, image, List.of("chunked", "tar-index", "chunked", "chunked"), true);
     }
     // The image manifest by digest, with the manifest media type.
     String imageDigest = index.path("manifests").path(0).path("digest").asText();
@@ -275,6 +275,12 @@ class ConvertCommandTest {
    */
   static void checkIndex(BlobBackend b, JsonNode index, TestImage image, List<String> layouts)
       throws Exception {
+    checkIndex(b, index, image, layouts, false);
+  }
+
+  /** {@code overlay}: also mount the layers as one overlay, as a snapshotter would. */
+  static void checkIndex(BlobBackend b, JsonNode index, TestImage image, List<String> layouts,
+      boolean overlay) throws Exception {
     assertThat(index.path("mediaType").asText()).isEqualTo(Manifest.OCI_INDEX);
     JsonNode entries = index.path("manifests");
     assertThat(entries.size()).isEqualTo(2);
@@ -295,6 +301,7 @@ class ConvertCommandTest {
     blobs.path("layers").forEach(l -> listed.add(l.path("digest").asText()));
     assertThat(b.size(blobs.path("config").path("digest").asText())).isEqualTo(2);
 
+    List<ConvertedLayer> converted = new ArrayList<>();
     for (int i = 0; i < layers.size(); i++) {
       JsonNode l = layers.get(i);
       ConvertedLayer layer = ConvertedLayer.fromDescriptor(new Descriptor(l.path("mediaType").asText(),
@@ -313,6 +320,47 @@ class ConvertCommandTest {
             + Digests.sha256Hex(java.nio.ByteBuffer.allocate(0)));
       }
       mountAndCompare(b, layer, image.tars.get(i));
+      converted.add(layer);
+    }
+    if (overlay) {
+      overlayAndCompare(b, converted, image);
+    }
+  }
+
+  /**
+   * Mounts every layer, then an overlay with them as lower layers (the top layer first), and
+   * compares it with the layers' tars extracted in order with their whiteouts applied: the
+   * whiteouts and the opaque directory work as overlayfs whiteouts.
+   */
+  static void overlayAndCompare(BlobBackend b, List<ConvertedLayer> layers, TestImage image)
+      throws Exception {
+    Path d = TestTrees.newDir("overlay-");
+    List<Path> mounts = new ArrayList<>();
+    Path root = Files.createDirectory(d.resolve("rootfs"));
+    try {
+      for (int i = 0; i < layers.size(); i++) {
+        ConvertedLayer layer = layers.get(i);
+        Path meta = d.resolve(i + ".meta");
+        Path data = d.resolve(i + ".data");
+        b.download(layer.fsid(), meta);
+        b.download(layer.dataBlobs().get(0).digest(), data);
+        Path mnt = Files.createDirectory(d.resolve("layer" + i));
+        Mounts.mountErofs(meta, mnt, List.of(data));
+        mounts.add(0, mnt);
+      }
+      Mounts.mount("overlay", root.toString(), "overlay", Mounts.MS_RDONLY, "lowerdir="
+          + String.join(":", mounts.stream().map(Path::toString).toList()));
+      mounts.add(0, root);
+      Path expected = TestImage.mergedTree(image.tars, d.resolve("expected"));
+      TreeDiff.assertSame(expected, root, TreeDiff.options().dirNlink(false));
+      assertThat(root.resolve("etc/motd")).hasContent("layer 3");
+      assertThat(root.resolve("usr/share/doc/gzip")).doesNotExist();
+      assertThat(root.resolve("usr/share/doc/tar/NEWS.layer2")).exists();
+      assertThat(root.resolve("usr/share/doc/tar/copyright")).doesNotExist();
+    } finally {
+      for (Path m : mounts) {
+        Mounts.umount(m, 0);
+      }
     }
   }
 

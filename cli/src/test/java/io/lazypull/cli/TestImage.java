@@ -241,4 +241,34 @@ final class TestImage {
     }
     return dir;
   }
+
+  /**
+   * What the image's root file system must show: the layers extracted by GNU tar in order,
+   * each one's whiteouts applied first (.wh.NAME removes NAME, .wh..wh..opq empties its
+   * directory), as containerd's applier does.
+   */
+  static Path mergedTree(List<Path> tars, Path dir) throws IOException {
+    Files.createDirectories(dir);
+    for (Path tar : tars) {
+      try (var in = new org.apache.commons.compress.archivers.tar.TarArchiveInputStream(
+          Files.newInputStream(tar))) {
+        for (var e = in.getNextEntry(); e != null; e = in.getNextEntry()) {
+          Path p = dir.resolve(e.getName()).normalize();
+          String name = p.getFileName() == null ? "" : p.getFileName().toString();
+          if (name.equals(".wh..wh..opq")) {
+            try (var children = Files.list(p.getParent())) {
+              for (Path c : children.toList()) {
+                TestTrees.deleteQuietly(c);
+              }
+            }
+          } else if (name.startsWith(".wh.")) {
+            TestTrees.deleteQuietly(p.resolveSibling(name.substring(4)));
+          }
+        }
+      }
+      TestTrees.run(List.of("tar", "--xattrs", "--xattrs-include=*", "--numeric-owner", "--exclude=.wh.*",
+          "-xpf", tar.toString(), "-C", dir.toString()));
+    }
+    return dir;
+  }
 }
