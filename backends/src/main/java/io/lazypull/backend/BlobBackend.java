@@ -107,6 +107,38 @@ public interface BlobBackend extends Closeable {
    */
   String put(Path file) throws IOException;
 
+  /**
+   * An image manifest or index by reference, its bytes checked: by digest they hash to it; by
+   * tag they hash to what the registry announced or the tag's descriptor names. References:
+   *
+   * <ul>
+   *   <li>{@code sha256:<hex>}: a digest, on every backend;
+   *   <li>registries: a tag of the URI's repository ({@code latest});
+   *   <li>S3 and blob directories: {@code NAME:TAG}, kept in the object {@code refs/NAME:TAG}
+   *       (an OCI descriptor, JSON) next to the blobs (docs/containers.md);
+   *   <li>OCI layouts: an {@code org.opencontainers.image.ref.name} of {@code index.json}.
+   * </ul>
+   *
+   * @throws BackendException NOT_FOUND if there is no such manifest or tag; PERMANENT for bytes
+   *     that do not match, or more than {@link Manifest#MAX_SIZE}
+   * @throws IllegalArgumentException for a malformed reference
+   */
+  default Manifest manifest(String reference) throws IOException {
+    throw new UnsupportedOperationException(describe() + " holds no manifests");
+  }
+
+  /**
+   * Stores a manifest under a tag or under its own digest ({@code sha256:<hex>}). Manifests
+   * and blobs it references must be stored first (registries refuse it otherwise). Without a
+   * manifests API the manifest is stored as a blob and the tag as {@code refs/NAME:TAG}.
+   *
+   * @throws BackendException PERMANENT if the backend refuses it (the registry's error code is
+   *     in the message), or cannot hold tags (an OCI layout, a single file)
+   */
+  default void putManifest(String reference, Manifest manifest) throws IOException {
+    throw new UnsupportedOperationException(describe() + " holds no manifests");
+  }
+
   /** Counters since this backend was opened. */
   default BackendStats stats() {
     return BackendStats.ZERO;

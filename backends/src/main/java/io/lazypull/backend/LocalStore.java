@@ -1,5 +1,7 @@
 package io.lazypull.backend;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import io.lazypull.backend.BackendException.Kind;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -41,6 +43,9 @@ final class LocalStore implements Store {
   /** The xattr name without the "user." namespace, which UserDefinedFileAttributeView adds. */
   static final String XATTR = "lazypull.sha256";
   private static final int BUFFER = 1 << 20;
+  private static final int MAX_TAG_SIZE = 64 << 10;
+  private static final String REF_NAME = "org.opencontainers.image.ref.name";
+  private static final ObjectMapper JSON = new ObjectMapper();
   private static final ConcurrentHashMap<Path, String> DIGEST_CACHE = new ConcurrentHashMap<>();
 
   enum Layout { DIRECTORY, OCI_LAYOUT, SINGLE_FILE }
@@ -185,6 +190,70 @@ final class LocalStore implements Store {
       throw e;
     } catch (IOException e) {
       throw failure("put", hex, e);
+    } finally {
+      if (tmp != null) {
+        Files.deleteIfExists(tmp);
+      }
+    }
+  }
+
+  /**
+   * A directory: the file refs/NAME:TAG holding a descriptor (as in S3). An OCI layout: the
+   * first index.json entry whose org.opencontainers.image.ref.name is the tag.
+   */
+  @Override
+  public byte[] getTag(String tag, Call call) throws IOException {
+    String op = "tag " + tag;
+    switch (layout) {
+      case DIRECTORY:
+        try {
+          if (Files.size(root.resolve("refs").resolve(tag)) > MAX_TAG_SIZE) {
+            throw new BackendException(Kind.PERMANENT, description, op, null, 0,
+                "larger than " + MAX_TAG_SIZE + " bytes: not a descriptor", null);
+          }
+          return Files.readAllBytes(root.resolve("refs").resolve(tag));
+        } catch (BackendException e) {
+          throw e;
+        } catch (IOException e) {
+          throw failure(op, null, e);
+        }
+      case OCI_LAYOUT:
+        JsonNode index;
+        try {
+          index = JSON.readTree(root.resolve("index.json").toFile());
+        } catch (IOException e) {
+          throw e instanceof NoSuchFileException ? failure(op, null, e)
+              : new BackendException(Kind.PERMANENT, description, op, null, 0,
+                  "index.json is not valid JSON: " + e.getMessage().lines().findFirst().orElse(""),
+                  null);
+        }
+        for (JsonNode d : index.path("manifests")) {
+          if (tag.equals(d.path("annotations").path(REF_NAME).asText(null))) {
+            return JSON.writeValueAsBytes(d);
+          }
+        }
+        throw new BackendException(Kind.NOT_FOUND, description, op, null, 0,
+            "no manifest in index.json has " + REF_NAME + " '" + tag + "'", null);
+      default:
+        return Store.super.getTag(tag, call);
+    }
+  }
+
+  @Override
+  public void putTag(String tag, byte[] descriptor, Call call) throws IOException {
+    if (layout != Layout.DIRECTORY) {
+      Store.super.putTag(tag, descriptor, call);
+      return;
+    }
+    Path target = root.resolve("refs").resolve(tag);
+    Path tmp = null;
+    try {
+      Files.createDirectories(target.getParent());
+      tmp = Files.createTempFile(target.getParent(), ".tag-", ".tmp");
+      Files.write(tmp, descriptor);
+      Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+    } catch (IOException e) {
+      throw failure("put tag " + tag, null, e);
     } finally {
       if (tmp != null) {
         Files.deleteIfExists(tmp);

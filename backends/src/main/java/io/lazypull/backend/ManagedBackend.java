@@ -1,5 +1,8 @@
 package io.lazypull.backend;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.lazypull.backend.BackendException.Kind;
 import java.io.IOException;
 import java.io.InterruptedIOException;
@@ -39,6 +42,7 @@ import org.slf4j.LoggerFactory;
 final class ManagedBackend implements BlobBackend {
   private static final Logger log = LoggerFactory.getLogger(ManagedBackend.class);
   private static final int SIZE_CACHE_MAX = 4096;
+  private static final ObjectMapper JSON = new ObjectMapper();
 
   private final Store store;
   private final BackendOptions options;
@@ -170,6 +174,147 @@ final class ManagedBackend implements BlobBackend {
     return hex;
   }
 
+  /*
+   * Manifests. A registry has its own API; everywhere else a manifest is a blob (its exact
+   * bytes under its digest) and a tag is a small object holding the OCI descriptor it points at
+   * (S3 and directories: refs/NAME:TAG; an OCI layout: an index.json entry). Either way the
+   * bytes returned hash to the digest asked for, or to the one the tag's descriptor names.
+   */
+
+  @Override
+  public Manifest manifest(String reference) throws IOException {
+    boolean byDigest = reference.startsWith(Digests.SHA256_PREFIX);
+    String hex = byDigest ? Digests.normalize(reference) : null;
+    Manifest m;
+    if (store.hasManifestApi()) {
+      m = run("manifest " + reference, null, call -> store.getManifest(reference, call));
+    } else if (byDigest) {
+      m = blobManifest(hex, null, -1);
+    } else {
+      String tag = checkTag(reference);
+      byte[] descriptor = run("tag " + tag, null, call -> store.getTag(tag, call));
+      JsonNode d;
+      try {
+        d = JSON.readTree(descriptor);
+      } catch (IOException e) {
+        d = null;
+      }
+      if (d == null || !d.path("digest").isTextual() || !d.path("size").canConvertToLong()) {
+        throw new BackendException(Kind.PERMANENT, describe(), "tag " + tag, null, 0,
+            "the tag holds no OCI descriptor (digest, size)", null);
+      }
+      String mediaType = d.path("mediaType").asText("");
+      String target;
+      try {
+        target = Digests.normalize(d.path("digest").asText());
+      } catch (IllegalArgumentException e) {
+        throw new BackendException(Kind.PERMANENT, describe(), "tag " + tag, null, 0,
+            e.getMessage(), null);
+      }
+      m = blobManifest(target, mediaType.isEmpty() ? null : mediaType, d.path("size").asLong());
+    }
+    if (byDigest && !m.digest().equals(Digests.SHA256_PREFIX + hex)) {
+      errors.increment();
+      throw new BackendException(Kind.PERMANENT, describe(), "manifest", hex, 0,
+          "the bytes received have " + m.digest(), null);
+    }
+    return m;
+  }
+
+  /** A manifest stored as a blob, read whole and checked against its name (and size, if known). */
+  private Manifest blobManifest(String hex, String mediaType, long expectedSize) throws IOException {
+    long size = size(hex);
+    if (expectedSize >= 0 && size != expectedSize) {
+      throw new BackendException(Kind.PERMANENT, describe(), "manifest", hex, 0,
+          "the blob has " + size + " bytes, its descriptor says " + expectedSize, null);
+    }
+    if (size > Manifest.MAX_SIZE) {
+      throw new BackendException(Kind.PERMANENT, describe(), "manifest", hex, 0,
+          "manifest of " + size + " bytes is larger than " + Manifest.MAX_SIZE, null);
+    }
+    ByteBuffer buf = ByteBuffer.allocate((int) size);
+    while (buf.hasRemaining() && read(hex, buf.position(), buf) > 0) {
+      // read() is short only at the end of the blob
+    }
+    if (buf.hasRemaining()) {
+      throw new BackendException(Kind.TRANSIENT, describe(), "manifest", hex, 0,
+          "the blob ended after " + buf.position() + " of " + size + " bytes", null);
+    }
+    byte[] bytes = buf.array();
+    String actual = Digests.sha256Hex(ByteBuffer.wrap(bytes));
+    if (!actual.equals(hex)) {
+      errors.increment();
+      throw Verification.mismatch(describe(), "manifest", hex, 0, size, hex, actual);
+    }
+    Manifest m = new Manifest(mediaType != null ? mediaType : "application/json", bytes);
+    if (mediaType == null) {
+      String sniffed = Manifest.sniff(m.json(describe()));
+      if (sniffed == null) {
+        throw new BackendException(Kind.PERMANENT, describe(), "manifest", hex, 0,
+            "the blob is JSON but not a manifest or index (no mediaType, config or manifests)",
+            null);
+      }
+      m = new Manifest(sniffed, bytes);
+    }
+    return m;
+  }
+
+  @Override
+  public void putManifest(String reference, Manifest manifest) throws IOException {
+    boolean byDigest = reference.startsWith(Digests.SHA256_PREFIX);
+    if (byDigest && !Digests.normalize(reference).equals(Digests.normalize(manifest.digest()))) {
+      throw new IllegalArgumentException("manifest " + manifest.digest() + " put as " + reference);
+    }
+    if (store.hasManifestApi()) {
+      run("put manifest " + reference, null, call -> {
+        store.putManifest(reference, manifest, call);
+        return null;
+      });
+      bytesWritten.add(manifest.size());
+      return;
+    }
+    String tag = byDigest ? null : checkTag(reference);
+    Path tmp = Files.createTempFile("lazypull-manifest-", ".json");
+    try {
+      Files.write(tmp, manifest.bytes());
+      put(tmp);
+    } finally {
+      Files.deleteIfExists(tmp);
+    }
+    if (tag != null) {
+      ObjectNode d = JSON.createObjectNode();
+      d.put("mediaType", manifest.mediaType());
+      d.put("digest", manifest.digest());
+      d.put("size", manifest.size());
+      byte[] descriptor = JSON.writeValueAsBytes(d);
+      run("put tag " + tag, null, call -> {
+        store.putTag(tag, descriptor, call);
+        return null;
+      });
+      bytesWritten.add(descriptor.length);
+    }
+  }
+
+  /**
+   * Tags of stores without a manifests API: NAME:TAG (a repository name and a tag, as in a
+   * registry); an OCI layout takes its ref names as they are.
+   */
+  private String checkTag(String tag) {
+    if (store instanceof LocalStore l && l.layout() == LocalStore.Layout.OCI_LAYOUT) {
+      if (tag.isEmpty()) {
+        throw new IllegalArgumentException("empty ref name");
+      }
+      return tag;
+    }
+    int colon = tag.lastIndexOf(':');
+    if (colon < 0 || !RegistryStore.REPOSITORY.matcher(tag.substring(0, colon)).matches()
+        || !RegistryStore.TAG.matcher(tag.substring(colon + 1)).matches()) {
+      throw new IllegalArgumentException("not NAME:TAG or sha256:<hex>: '" + tag
+          + "' (NAME as a registry repository, e.g. library/busybox:1.36)");
+    }
+    return tag;
+  }
+
   @Override
   public BackendStats stats() {
     return new BackendStats(requests.sum(), retries.sum(), errors.sum(), timeouts.sum(),
@@ -283,7 +428,8 @@ final class ManagedBackend implements BlobBackend {
   }
 
   private InterruptedIOException interrupted(String op, String hex) {
-    return new InterruptedIOException(describe() + ": " + op + " sha256:" + hex + ": interrupted");
+    return new InterruptedIOException(describe() + ": " + op
+        + (hex == null ? "" : " sha256:" + hex) + ": interrupted");
   }
 
   private BackendException timedOut(String op, String hex, Call call, IOException cause) {

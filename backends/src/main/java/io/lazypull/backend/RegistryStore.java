@@ -39,6 +39,8 @@ import org.slf4j.LoggerFactory;
  * put       POST /v2/REPOSITORY/blobs/uploads/                       -> 202 Location: L
  *           small: PUT L?digest=sha256:HEX with the body              -> 201
  *           large: PATCH L (Content-Range a-b) per chunk -> 202 Location: L'; then PUT L'?digest=
+ * manifest  GET  /v2/REPOSITORY/manifests/TAG|sha256:HEX  Accept: OCI + Docker schema 2 types
+ *           PUT  /v2/REPOSITORY/manifests/TAG|sha256:HEX  Content-Type: its media type -> 201
  * </pre>
  *
  * Redirects (to object storage, typically) are followed here, not by the HTTP client, so that
@@ -50,7 +52,11 @@ final class RegistryStore implements Store {
   private static final ObjectMapper JSON = new ObjectMapper();
   private static final int MAX_REDIRECTS = 5;
   private static final Pattern CONTENT_RANGE = Pattern.compile("bytes (\\d+)-(\\d+)/(\\d+|\\*)");
-  private static final Pattern REPOSITORY =
+  /** A tag, as the distribution spec allows it. */
+  static final Pattern TAG = Pattern.compile("[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}");
+  private static final String ACCEPT = String.join(", ", Manifest.ACCEPTED);
+  /** A repository name, as the distribution spec allows it. */
+  static final Pattern REPOSITORY =
       Pattern.compile("[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*");
 
   private final URI base; // scheme://host:port
@@ -320,6 +326,87 @@ final class RegistryStore implements Store {
   }
 
   @Override
+  public boolean hasManifestApi() {
+    return true;
+  }
+
+  private URI manifestUri(String reference) {
+    if (!reference.startsWith(Digests.SHA256_PREFIX) && !TAG.matcher(reference).matches()) {
+      throw new IllegalArgumentException("not a tag or digest: '" + reference
+          + "' (a tag is 1-128 of A-Z a-z 0-9 _ . -, not starting with . or -)");
+    }
+    return base.resolve("/v2/" + repository + "/manifests/" + reference);
+  }
+
+  /**
+   * GET with every manifest and index type lazypull reads in Accept (a registry answers 404 for
+   * an OCI index the client does not say it accepts). The media type is the Content-Type, or
+   * what the JSON declares when the registry says only application/json. A Docker-Content-Digest
+   * that does not match the bytes is a PERMANENT failure: the bytes are never returned.
+   */
+  @Override
+  public Manifest getManifest(String reference, Call call) throws IOException {
+    String op = "manifest " + reference;
+    HttpResponse<InputStream> resp = exchange(op, null, "GET", manifestUri(reference),
+        BodyPublishers.noBody(), null, pullScope, call, "Accept", ACCEPT);
+    try (InputStream in = resp.body()) {
+      if (resp.statusCode() != 200) {
+        throw failure(op, null, resp);
+      }
+      OptionalLong len = resp.headers().firstValueAsLong("Content-Length");
+      if (len.isPresent() && len.getAsLong() > Manifest.MAX_SIZE) {
+        throw new BackendException(Kind.PERMANENT, description, op, null, 200,
+            "manifest of " + len.getAsLong() + " bytes is larger than " + Manifest.MAX_SIZE, null);
+      }
+      byte[] bytes = in.readNBytes(Manifest.MAX_SIZE + 1);
+      call.progress();
+      if (bytes.length > Manifest.MAX_SIZE) {
+        throw new BackendException(Kind.PERMANENT, description, op, null, 200,
+            "manifest larger than " + Manifest.MAX_SIZE + " bytes", null);
+      }
+      if (len.isPresent() && bytes.length < len.getAsLong()) {
+        throw shortRead(op, null, 0, bytes.length, len.getAsLong());
+      }
+      String type = resp.headers().firstValue("Content-Type").orElse("")
+          .replaceAll(";.*", "").trim().toLowerCase(Locale.ROOT);
+      Manifest m = new Manifest(type.isEmpty() ? "application/json" : type, bytes);
+      if (type.isEmpty() || type.equals("application/json") || type.equals("text/plain")) {
+        String declared = Manifest.sniff(m.json(description));
+        if (declared != null) {
+          m = new Manifest(declared, bytes);
+        }
+      }
+      Optional<String> announced = resp.headers().firstValue("Docker-Content-Digest");
+      if (announced.isPresent() && !announced.get().trim().equals(m.digest())) {
+        throw new BackendException(Kind.PERMANENT, description, op, null, 200,
+            "the registry announced " + announced.get().trim() + " but sent bytes with "
+                + m.digest(), null);
+      }
+      return m;
+    }
+  }
+
+  @Override
+  public void putManifest(String reference, Manifest manifest, Call call) throws IOException {
+    String op = "put manifest " + reference;
+    HttpResponse<InputStream> resp = exchange(op, null, "PUT", manifestUri(reference),
+        BodyPublishers.ofByteArray(manifest.bytes()), null, pushScope, call,
+        "Content-Type", manifest.mediaType());
+    try {
+      if (resp.statusCode() != 201) {
+        throw failure(op, null, resp);
+      }
+      Optional<String> stored = resp.headers().firstValue("Docker-Content-Digest");
+      if (stored.isPresent() && !stored.get().trim().equals(manifest.digest())) {
+        throw new BackendException(Kind.PERMANENT, description, op, null, 201,
+            "the registry stored " + stored.get().trim() + " instead of " + manifest.digest(), null);
+      }
+    } finally {
+      resp.body().close();
+    }
+  }
+
+  @Override
   public void close() {
     // java.net.http.HttpClient (Java 17) has no close; its threads end with it.
   }
@@ -346,7 +433,7 @@ final class RegistryStore implements Store {
           b.header("Range", range);
         }
         if (hop == 0 && !method.equals("GET") && !method.equals("HEAD")
-            && !method.equals("DELETE")) {
+            && !method.equals("DELETE") && !hasHeader(extraHeaders, "Content-Type")) {
           b.header("Content-Type", "application/octet-stream");
         }
         for (int i = 0; i + 1 < extraHeaders.length; i += 2) {
@@ -406,6 +493,15 @@ final class RegistryStore implements Store {
     }
   }
 
+  private static boolean hasHeader(String[] headers, String name) {
+    for (int i = 0; i + 1 < headers.length; i += 2) {
+      if (headers[i].equalsIgnoreCase(name)) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   static boolean sameOrigin(URI a, URI b) {
     return a.getScheme().equalsIgnoreCase(b.getScheme())
         && a.getHost() != null && a.getHost().equalsIgnoreCase(b.getHost())
@@ -429,7 +525,7 @@ final class RegistryStore implements Store {
     int status = resp.statusCode();
     String detail = errorDetail(resp);
     Kind kind;
-    if (status == 404 && !op.equals("put")) {
+    if (status == 404 && !op.startsWith("put")) {
       kind = Kind.NOT_FOUND;
     } else if (Io.transientStatus(status)) {
       kind = Kind.TRANSIENT;

@@ -50,6 +50,7 @@ import software.amazon.awssdk.services.s3.model.GetObjectResponse;
  */
 final class S3Store implements Store {
   private static final Logger log = LoggerFactory.getLogger(S3Store.class);
+  private static final int MAX_TAG_SIZE = 64 << 10;
   private static final Set<String> OPTIONS = Set.of("endpoint", "region", "path-style", "anonymous");
 
   private final S3Client s3;
@@ -312,6 +313,45 @@ final class S3Store implements Store {
               e.toString());
         }
       }
+    }
+  }
+
+  /** A tag is the object PREFIX/refs/NAME:TAG holding a descriptor (docs/containers.md). */
+  @Override
+  public byte[] getTag(String tag, Call call) throws IOException {
+    String op = "tag " + tag;
+    ResponseInputStream<GetObjectResponse> in;
+    try {
+      in = s3.getObject(r -> r.bucket(bucket).key(prefix + "refs/" + tag));
+    } catch (SdkException e) {
+      throw failure(op, null, e);
+    }
+    call.onAbort(in::abort);
+    boolean complete = false;
+    try {
+      byte[] bytes = in.readNBytes(MAX_TAG_SIZE + 1);
+      call.progress();
+      if (bytes.length > MAX_TAG_SIZE) {
+        throw new BackendException(Kind.PERMANENT, description, op, null, 0,
+            "larger than " + MAX_TAG_SIZE + " bytes: not a descriptor", null);
+      }
+      complete = true;
+      return bytes;
+    } catch (SdkException e) {
+      throw failure(op, null, e);
+    } finally {
+      closeResponse(in, complete);
+    }
+  }
+
+  @Override
+  public void putTag(String tag, byte[] descriptor, Call call) throws IOException {
+    try {
+      s3.putObject(r -> r.bucket(bucket).key(prefix + "refs/" + tag)
+              .contentLength((long) descriptor.length).contentType("application/json"),
+          RequestBody.fromBytes(descriptor));
+    } catch (SdkException e) {
+      throw failure("put tag " + tag, null, e);
     }
   }
 

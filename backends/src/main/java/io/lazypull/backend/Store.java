@@ -45,4 +45,38 @@ interface Store extends Closeable {
    * checked that the blob is missing.
    */
   void put(String hex, Path file, long size, Call call) throws IOException;
+
+  /**
+   * Whether the store has a manifests API of its own (a registry). Stores without one keep
+   * manifests as blobs and tags as small objects ({@link #getTag}); {@link ManagedBackend}
+   * does that on top of the blob operations.
+   */
+  default boolean hasManifestApi() {
+    return false;
+  }
+
+  /** Registries: a manifest by tag or {@code sha256:<hex>}. */
+  default Manifest getManifest(String reference, Call call) throws IOException {
+    throw new UnsupportedOperationException(describe() + " has no manifests API");
+  }
+
+  /** Registries: stores a manifest under a tag or its digest. */
+  default void putManifest(String reference, Manifest manifest, Call call) throws IOException {
+    throw new UnsupportedOperationException(describe() + " has no manifests API");
+  }
+
+  /**
+   * Stores without a manifests API: the OCI descriptor (JSON) a tag points at; NOT_FOUND if
+   * there is no such tag.
+   */
+  default byte[] getTag(String tag, Call call) throws IOException {
+    throw new BackendException(BackendException.Kind.PERMANENT, describe(), "tag " + tag, null, 0,
+        "this backend holds no tags", null);
+  }
+
+  /** Stores without a manifests API: points a tag at a descriptor (JSON). */
+  default void putTag(String tag, byte[] descriptor, Call call) throws IOException {
+    throw new BackendException(BackendException.Kind.PERMANENT, describe(), "put tag " + tag, null,
+        0, "this backend cannot hold tags", null);
+  }
 }

@@ -36,6 +36,7 @@ import picocli.CommandLine.Option;
       MkfsCommand.class,
       InspectCommand.class,
       ExtractCommand.class,
+      ConvertCommand.class,
       // backends
       FetchCommand.class,
       StatCommand.class,
