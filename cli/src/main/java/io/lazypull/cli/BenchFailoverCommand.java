@@ -48,8 +48,10 @@ final class BenchFailoverCommand implements Callable<Integer> {
   @Option(names = "--readers", defaultValue = "2", description = "Reader threads (default: ${DEFAULT-VALUE}).")
   int readers;
 
-  @Option(names = "--work-dir", paramLabel = "DIR", defaultValue = "/var/tmp/lazypull-bench-failover",
-      description = "Scratch directory (wiped; default: ${DEFAULT-VALUE}).")
+  @Option(names = "--work-dir", paramLabel = "DIR",
+      description = "Scratch directory, kept afterwards (default: a new one in /var/tmp, removed after)."
+          + " Wiped and made anew, mode 0700; refused if it is not a directory of ours that only we"
+          + " can write, or if another user could replace it or a directory above it.")
   Path workDir;
 
   private static final long WINDOW_NANOS = 2_000_000_000L;
@@ -68,9 +70,18 @@ final class BenchFailoverCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    Path work = workDir != null ? WorkDirs.fresh(workDir) : WorkDirs.temporary("lazypull-bench-failover-");
+    try {
+      return measure(work);
+    } finally {
+      if (workDir == null) {
+        WorkDirs.removeAfterUse(work);
+      }
+    }
+  }
+
+  private int measure(Path work) throws Exception {
     PrintStream out = System.out;
-    Path work = workDir.toAbsolutePath();
-    BenchReadCommand.run("rm", "-rf", work.toString());
     Path src = Files.createDirectories(work.resolve("src"));
     Random rnd = new Random(7);
     byte[] buf = new byte[1 << 20];

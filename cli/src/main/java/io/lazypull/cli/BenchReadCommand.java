@@ -42,8 +42,10 @@ final class BenchReadCommand implements Callable<Integer> {
   @Option(names = "--runs", defaultValue = "3", description = "Runs per row (default: ${DEFAULT-VALUE}).")
   int runs;
 
-  @Option(names = "--work-dir", paramLabel = "DIR", defaultValue = "/var/tmp/lazypull-bench-read",
-      description = "Scratch directory (wiped; default: ${DEFAULT-VALUE}).")
+  @Option(names = "--work-dir", paramLabel = "DIR",
+      description = "Scratch directory, kept afterwards (default: a new one in /var/tmp, removed after)."
+          + " Wiped and made anew, mode 0700; refused if it is not a directory of ours that only we"
+          + " can write, or if another user could replace it or a directory above it.")
   Path workDir;
 
   private final Map<String, List<Double>> seconds = new LinkedHashMap<>();
@@ -52,10 +54,19 @@ final class BenchReadCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    Path work = workDir != null ? WorkDirs.fresh(workDir) : WorkDirs.temporary("lazypull-bench-read-");
+    try {
+      return measure(work);
+    } finally {
+      if (workDir == null) {
+        WorkDirs.removeAfterUse(work);
+      }
+    }
+  }
+
+  private int measure(Path work) throws Exception {
     PrintStream out = System.out;
     Path src = tree != null ? tree : Path.of(System.getProperty("java.home")).toRealPath();
-    Path work = workDir.toAbsolutePath();
-    run("rm", "-rf", work.toString());
     Path backend = Files.createDirectories(work.resolve("backend"));
     Path meta = work.resolve("meta.img");
     MkfsResult image = Mkfs.builder().layout(Layout.CHUNKED).blobDir(backend).build().build(src, meta);

@@ -28,17 +28,17 @@ import picocli.CommandLine.Option;
     })
 final class DemoCommand implements Callable<Integer> {
   @Option(names = "--work-dir", paramLabel = "DIR", defaultValue = "/var/tmp/lazypull-demo",
-      description = "Scratch directory (wiped first; default: ${DEFAULT-VALUE}).")
+      description = "Scratch directory, kept afterwards for its logs (default: ${DEFAULT-VALUE})."
+          + " Wiped and made anew, mode 0700; refused if it is not a directory of ours that only we"
+          + " can write, or if another user could replace it or a directory above it.")
   Path workDir;
 
   @Override
   public Integer call() throws Exception {
     PrintStream out = System.out;
     Path jdk = Path.of(System.getProperty("java.home")).toRealPath();
-    Path work = workDir.toAbsolutePath();
-    if (Files.exists(work)) {
-      new ProcessBuilder("rm", "-rf", work.toString()).inheritIO().start().waitFor();
-    }
+    // A fixed path in world-writable /var/tmp: made by us, private, or refused (WorkDirs).
+    Path work = WorkDirs.fresh(workDir);
     Path backend = Files.createDirectories(work.resolve("backend"));
 
     out.println("1. a layer: tar of " + jdk);
