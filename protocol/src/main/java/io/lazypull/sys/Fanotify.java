@@ -124,6 +124,34 @@ public final class Fanotify {
   }
 
   /**
+   * Reads what is queued on a non-blocking group (at most what fits in {@code buf}) and parses
+   * it; empty when nothing is queued (EAGAIN).
+   *
+   * @throws MalformedEventException if the kernel's bytes cannot be parsed (nothing can be
+   *     answered then: their readers wait until killed)
+   */
+  public static List<Event> read(int group, ByteBuffer buf) throws IOException {
+    buf.clear();
+    int n;
+    try {
+      n = Posix.read(group, buf);
+    } catch (ErrnoException e) {
+      if (e.errno() == Errno.EAGAIN) {
+        return List.of();
+      }
+      throw e;
+    }
+    if (n <= 0) {
+      return List.of();
+    }
+    try {
+      return parse(buf.flip());
+    } catch (MalformedEventException e) {
+      throw new MalformedEventException("cannot parse " + n + " bytes of events: " + e.getMessage());
+    }
+  }
+
+  /**
    * Answers {@code response} to every permission event that was read with an fd number below
    * {@code limit} and not answered yet: those a dead listener had read. The kernel matches a
    * response by the fd number the event was read with, not by the fd itself (measured: see

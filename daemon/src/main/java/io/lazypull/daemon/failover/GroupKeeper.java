@@ -403,24 +403,14 @@ final class GroupKeeper {
 
   private void denyQueued(int g, ByteBuffer buf) {
     for (int batch = 0; batch < 64; batch++) {
-      buf.clear();
-      int n;
-      try {
-        n = Posix.read(g, buf);
-      } catch (ErrnoException e) {
-        if (e.errno() != Errno.EAGAIN) {
-          log.error("guard: reading events: {}", e.getMessage());
-        }
-        return;
-      }
-      if (n <= 0) {
-        return;
-      }
       List<Fanotify.Event> events;
       try {
-        events = Fanotify.parse(buf.flip());
-      } catch (Fanotify.MalformedEventException e) {
-        log.error("guard: cannot parse {} bytes of events: {}", n, e.getMessage());
+        events = Fanotify.read(g, buf);
+      } catch (java.io.IOException e) {
+        log.error("guard: reading events: {}", e.getMessage());
+        return;
+      }
+      if (events.isEmpty()) {
         return;
       }
       for (Fanotify.Event e : events) {

@@ -505,25 +505,15 @@ public final class FanotifyRelay implements Closeable {
 
   private void readEvents(ByteBuffer buf) {
     for (int batch = 0; batch < 64 && !stopping; batch++) {
-      buf.clear();
-      int n;
-      try {
-        n = Posix.read(group, buf);
-      } catch (ErrnoException e) {
-        if (e.errno() != Errno.EAGAIN) {
-          log.error("reading fanotify events: {}", e.getMessage());
-        }
-        return;
-      }
-      if (n <= 0) {
-        return;
-      }
       List<Fanotify.Event> events;
       try {
-        events = Fanotify.parse(buf.flip());
-      } catch (Fanotify.MalformedEventException e) {
-        // Nothing can be answered without the fds: their readers wait until killed.
-        log.error("cannot parse {} bytes of fanotify events: {}", n, e.getMessage());
+        events = Fanotify.read(group, buf);
+      } catch (IOException e) {
+        // A parse error: nothing can be answered without the fds; their readers wait until killed.
+        log.error("reading fanotify events: {}", e.getMessage());
+        return;
+      }
+      if (events.isEmpty()) {
         return;
       }
       for (Fanotify.Event e : events) {
@@ -753,26 +743,21 @@ public final class FanotifyRelay implements Closeable {
   private void denyQueued() {
     ByteBuffer buf = ByteBuffer.allocateDirect(READ_BUFFER).order(ByteOrder.nativeOrder());
     while (true) {
-      buf.clear();
-      int n;
+      List<Fanotify.Event> events;
       try {
-        n = Posix.read(group, buf);
-      } catch (ErrnoException e) {
-        return; // EAGAIN: nothing queued
-      }
-      if (n <= 0) {
-        return;
-      }
-      try {
-        for (Fanotify.Event e : Fanotify.parse(buf.flip())) {
-          if (e.fd() >= 0) {
-            stats.denied.increment();
-            answer(e.fd(), Fanotify.denyErrno(Errno.EIO), "relay stopping");
-          }
-        }
-      } catch (Fanotify.MalformedEventException e) {
+        events = Fanotify.read(group, buf);
+      } catch (IOException e) {
         log.error("stopping: {}", e.getMessage());
         return;
+      }
+      if (events.isEmpty()) {
+        return;
+      }
+      for (Fanotify.Event e : events) {
+        if (e.fd() >= 0) {
+          stats.denied.increment();
+          answer(e.fd(), Fanotify.denyErrno(Errno.EIO), "relay stopping");
+        }
       }
     }
   }
