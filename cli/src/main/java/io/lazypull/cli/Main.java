@@ -32,6 +32,7 @@ import picocli.CommandLine.Option;
       UpgradeCommand.class,
       MountCommand.class,
       UmountCommand.class,
+      SnapshotterCommand.class,
       // images
       MkfsCommand.class,
       InspectCommand.class,
