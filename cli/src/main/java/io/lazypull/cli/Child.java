@@ -179,6 +179,9 @@ final class Child implements AutoCloseable {
   }
 
   boolean isAlive() {
+    if (process != null) {
+      return process.isAlive(); // ours: alive until reaped, so exitValue() is there once this is false
+    }
     return handle != null && handle.isAlive();
   }
 

@@ -33,6 +33,7 @@ import picocli.CommandLine.Option;
       MountCommand.class,
       UmountCommand.class,
       SnapshotterCommand.class,
+      PullCommand.class,
       // images
       MkfsCommand.class,
       InspectCommand.class,

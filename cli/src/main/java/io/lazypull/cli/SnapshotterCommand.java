@@ -74,6 +74,11 @@ final class SnapshotterCommand implements Callable<Integer>, LazyLayers {
   public Integer call() throws Exception {
     root = root.toAbsolutePath();
     Path stackDir = root.resolve("stack");
+    int longest = stackDir.resolve("run/holder.sock").toString().getBytes(StandardCharsets.UTF_8).length;
+    if (longest > 107) {
+      throw new IllegalArgumentException("--root " + root + " is too long: the stack's sockets under it would have "
+          + longest + "-byte paths, and a unix socket's path has at most 107");
+    }
     stack = new Stack(stackDir, null).frontend(chooseFrontend(stackDir)).detached();
     stack.daemonArgs.addAll(daemonArgs);
     if (stop) {
@@ -105,13 +110,18 @@ final class SnapshotterCommand implements Callable<Integer>, LazyLayers {
     log.info("snapshotter: serving {} (root {}, front end {})", address, root, stack.frontend().name().toLowerCase(java.util.Locale.ROOT));
     System.out.println("serving " + address);
     while (!stopping) {
-      synchronized (stack) {
-        String fatal = stack.superviseOnce();
-        if (fatal != null) {
-          log.error("{}: starting the stack again and remounting the layers", fatal);
-          restartAll();
-          remountLayers(server);
+      try {
+        synchronized (stack) {
+          String fatal = stack.superviseOnce();
+          if (fatal != null) {
+            log.error("{}: starting the stack again and remounting the layers", fatal);
+            restartAll();
+            remountLayers(server);
+          }
         }
+      } catch (Exception e) {
+        // serving goes on: the next look tries again
+        log.error("supervising the stack: {}", Errors.describe(e));
       }
       Thread.sleep(100);
     }

@@ -55,7 +55,8 @@ final class Filters {
         case "name":
           return s.name();
         case "parent":
-          return s.parent();
+          return s.parent() == null ? "" : s.parent(); // containerd's "no parent"
+
         case "kind":
           return s.kind().name().toLowerCase(java.util.Locale.ROOT);
         case "labels":
