@@ -184,6 +184,11 @@ class ContainerdEndToEndTest {
     }
   }
 
+  /** A container id no earlier run left behind (runc keeps its state under /run, shared). */
+  static String id(String name) {
+    return name + "-" + Long.toHexString(System.nanoTime());
+  }
+
   static String name(String uri) {
     return uri.replaceFirst("^oci\\+http://", "");
   }
@@ -225,7 +230,7 @@ class ContainerdEndToEndTest {
   void s3Image_runs() throws Exception {
     String out = pull("--snapshotter", "lazypull-s3", "--namespace", "s3", "--tag", "conv/app:v1", "--name", "s3/app:v1", s3Uri);
     assertThat(out).contains("5 layers (5 mounted now, 0 there already)");
-    String run = ctrOk("-n", "s3", "run", "--rm", "--snapshotter", "lazypull-s3", "s3/app:v1", "c-s3",
+    String run = ctrOk("-n", "s3", "run", "--rm", "--snapshotter", "lazypull-s3", "s3/app:v1", id("c-s3"),
         "/bin/busybox", "cat", "/usr/share/doc/tar/NEWS.layer2", "/opt/tagged");
     assertThat(run).isEqualTo("tar's docs replaced in layer 2\nwith an xattr\n");
   }
@@ -240,7 +245,7 @@ class ContainerdEndToEndTest {
     String out = pull(converted);
     assertThat(out).contains("5 layers (5 mounted now, 0 there already)");
     String release = Files.readString(Path.of(RunnableImage.JDK, "release"));
-    String run = ctrOk("run", "--rm", "--snapshotter", "lazypull", name(converted), "c-few",
+    String run = ctrOk("run", "--rm", "--snapshotter", "lazypull", name(converted), id("c-few"),
         "/bin/busybox", "cat", "/etc/motd", RunnableImage.JDK + "/release");
     assertThat(run).isEqualTo("layer 3\n" + release);
     long fetched = view.cachedBytes() - before;
@@ -270,7 +275,7 @@ class ContainerdEndToEndTest {
     Thread killer = new Thread(() -> {
       Random rnd = new Random(7);
       try {
-        for (int i = 0; i < 100 && !done.get(); i++) {
+        for (int i = 0; i < 12 && !done.get(); i++) {
           // the first daemon dies as the container starts; each next one once it has served
           // for 0.2-0.7 s (killed sooner, no daemon would ever get anything done)
           long pid = i == 0 ? registrySnapshotter.pid("daemon") : awaitServingDaemon(done);
@@ -286,7 +291,7 @@ class ContainerdEndToEndTest {
     killer.start();
     String hashes;
     try {
-      hashes = ctrOk("run", "--rm", "--snapshotter", "lazypull", name(converted), "c-kill", "/bin/busybox", "sh", "-c",
+      hashes = ctrOk("run", "--rm", "--snapshotter", "lazypull", name(converted), id("c-kill"), "/bin/busybox", "sh", "-c",
           "/bin/busybox find " + RunnableImage.JDK + " -type f -exec /bin/busybox sha256sum {} +");
     } finally {
       done.set(true);
@@ -311,6 +316,7 @@ class ContainerdEndToEndTest {
     String top = PullCommand.chainIds(image.diffIds.stream().map(d -> new PullCommand.Layer("", "", d)).toList())
         .get(image.diffIds.size() - 1);
     try (ContainerdClient c = ContainerdClient.connect(containerd.socket(), "default", CTR)) {
+      c.withLease("cmp-" + Long.toHexString(System.nanoTime()), Duration.ofHours(1)); // else the GC may take them
       Path expected = mountRootfs(c, "overlayfs", "cmp-overlayfs", top);
       Path actual = mountRootfs(c, "lazypull", "cmp-lazypull", top);
       try {
@@ -326,6 +332,7 @@ class ContainerdEndToEndTest {
         Mounts.unmountOrDetach(actual);
         c.remove("overlayfs", "cmp-overlayfs");
         c.remove("lazypull", "cmp-lazypull");
+        c.dropLease();
       }
     }
   }
@@ -383,7 +390,7 @@ class ContainerdEndToEndTest {
     for (String line : before.split("\n")) {
       assertThat(after).contains(line.strip());
     }
-    String run = ctrOk("run", "--rm", "--snapshotter", "lazypull", name(converted), "c-after", "/bin/busybox", "cat", "/etc/motd");
+    String run = ctrOk("run", "--rm", "--snapshotter", "lazypull", name(converted), id("c-after"), "/bin/busybox", "cat", "/etc/motd");
     assertThat(run).isEqualTo("layer 3\n");
   }
 }
