@@ -16,4 +16,38 @@ public final class Labels {
   public static final String BACKEND = "containerd.io/snapshot/lazypull.backend";
   /** The source layer's digest (informational: which layer this is). */
   public static final String LAYER = "containerd.io/snapshot/lazypull.layer";
+  /**
+   * The image reference CRI adds to each layer's Prepare (containerd's unpacker passes the
+   * layer annotations with the fsid too, but nothing names a backend): without a
+   * {@link #BACKEND} label, the backend is that image's registry repository over https.
+   */
+  public static final String CRI_IMAGE_REF = "containerd.io/snapshot/cri.image-ref";
+
+  /**
+   * {@code oci://HOST/REPO} for an image reference {@code HOST/REPO[:TAG][@DIGEST]} (Docker
+   * Hub's short names get docker.io and library/); null for null or a reference without a
+   * registry host.
+   */
+  static String backendOfImageRef(String ref) {
+    if (ref == null || ref.isBlank()) {
+      return null;
+    }
+    String r = ref.strip();
+    int at = r.indexOf('@');
+    if (at >= 0) {
+      r = r.substring(0, at);
+    }
+    int slash = r.indexOf('/');
+    int colon = r.lastIndexOf(':');
+    if (colon > slash) {
+      r = r.substring(0, colon); // the tag
+    }
+    slash = r.indexOf('/');
+    String first = slash < 0 ? "" : r.substring(0, slash);
+    boolean hasHost = first.contains(".") || first.contains(":") || first.equals("localhost");
+    if (!hasHost) {
+      r = "docker.io/" + (slash < 0 ? "library/" : "") + r;
+    }
+    return "oci://" + r;
+  }
 }

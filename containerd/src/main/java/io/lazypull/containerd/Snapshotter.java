@@ -140,6 +140,9 @@ final class Snapshotter {
   private void createLazy(String target, String parent, Map<String, String> labels) throws IOException {
     String fsid = labels.get(Labels.FSID);
     String backend = labels.get(Labels.BACKEND);
+    if (backend == null) {
+      backend = Labels.backendOfImageRef(labels.get(Labels.CRI_IMAGE_REF));
+    }
     if (!FSID.matcher(fsid).matches()) {
       throw SnapshotException.invalid("label " + Labels.FSID + " must be a sha256 hex digest, not '" + fsid + "'");
     }
