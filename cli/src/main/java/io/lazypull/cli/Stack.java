@@ -120,6 +120,7 @@ final class Stack implements AutoCloseable {
     return this;
   }
 
+  /**
    * Children outlive this process: each in its own session, its output appended straight to
    * DIR/logs/NAME.log, its pid in DIR/run/NAME.pid, so that a later process can take them over
    * ({@link #adoptRunning}). For the snapshotter, whose restart must not take mounts down.
