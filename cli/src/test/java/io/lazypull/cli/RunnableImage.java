@@ -11,7 +11,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * {@link TestImage}'s three Debian-ish layers (whiteouts, an opaque directory, xattrs, owners)
+ * {@link TestImage}'s Debian-ish layers (whiteouts, an opaque directory, xattrs, owners)
  * plus layers that make it a container image: a static busybox in /bin (uncompressed tar), and
  * optionally a big layer (this JDK, uncompressed) for lazy-read measurements. An OCI layout
  * with ref {@code v1}.
@@ -21,7 +21,7 @@ final class RunnableImage {
 
   private RunnableImage() {}
 
-  /** The image in {@code dir}/layout; with {@code jdk}, a fifth layer holding {@link #JDK}. */
+  /** The image in {@code dir}/layout; with {@code jdk}, a last layer holding {@link #JDK}. */
   static TestImage build(Path dir, boolean jdk) throws IOException {
     TestImage image = TestImage.build(dir);
     Path stage = Files.createDirectories(dir.resolve("stage/l4"));
