@@ -230,10 +230,10 @@ final class SnapshotterCommand implements Callable<Integer>, LazyLayers {
       }
       try {
         stack.mount(fsid, domain, target);
-      } catch (IOException e) {
+      } catch (IOException | RuntimeException e) {
         throw e;
       } catch (Exception e) {
-        throw new IOException(Errors.describe(e), e);
+        throw new IOException(Errors.describe(e), e); // MountCommand's checked exceptions
       }
     }
   }
