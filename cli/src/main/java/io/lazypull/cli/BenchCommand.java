@@ -11,6 +11,7 @@ import picocli.CommandLine.Command;
       BenchBackendsCommand.class,
       BenchReadCommand.class,
       BenchFailoverCommand.class,
+      BenchContainerdCommand.class,
     })
 final class BenchCommand implements Runnable {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;

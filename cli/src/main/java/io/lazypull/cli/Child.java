@@ -19,8 +19,13 @@ final class Child implements AutoCloseable {
   private final java.util.Map<String, String> env = new java.util.HashMap<>();
   private java.nio.file.Path log;
   private boolean quiet;
+  private boolean detached;
   private Process process;
+  /** The process: ours (started) or adopted (started by an earlier process, see {@link #adopt}). */
+  private ProcessHandle handle;
   private Thread pump;
+
+  private static final java.nio.file.Path SETSID = java.nio.file.Path.of("/usr/bin/setsid");
 
   private Child(String name, List<String> command) {
     this.name = name;
@@ -82,10 +87,44 @@ final class Child implements AutoCloseable {
     return this;
   }
 
+  /**
+   * Appends the child's output straight to {@code file}, with no pipe through us: the child
+   * can outlive this process (the snapshotter's stack survives a snapshotter restart).
+   */
+  Child detachedTo(java.nio.file.Path file) {
+    this.log = file;
+    this.detached = true;
+    return this;
+  }
+
+  /**
+   * A process an earlier run started (its pid read back from a pid file), to be watched and
+   * stopped like one of ours; its exit value is unknown (-1).
+   */
+  static Child adopt(String name, ProcessHandle h) {
+    Child c = new Child(name, h.info().arguments().map(List::of).orElse(List.of()));
+    c.handle = h;
+    return c;
+  }
+
   Child start() throws IOException {
-    ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true);
+    List<String> cmd = command;
+    if (detached && java.nio.file.Files.isExecutable(SETSID)) {
+      // its own session: a Ctrl-C or a hang-up of our terminal does not reach it. setsid(1)
+      // execs in place (we are not a group leader), so the pid stays the child's.
+      cmd = new ArrayList<>(List.of(SETSID.toString()));
+      cmd.addAll(command);
+    }
+    ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
     pb.environment().putAll(env);
+    if (detached) {
+      pb.redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile())).redirectInput(ProcessBuilder.Redirect.from(new java.io.File("/dev/null")));
+      process = pb.start();
+      handle = process.toHandle();
+      return this;
+    }
     process = pb.start();
+    handle = process.toHandle();
     PrintStream out = System.err;
     if (log != null) {
       PrintStream file = new PrintStream(new java.io.FileOutputStream(log.toFile(), true), true, StandardCharsets.UTF_8);
@@ -136,15 +175,19 @@ final class Child implements AutoCloseable {
   }
 
   long pid() {
-    return process.pid();
+    return handle.pid();
   }
 
   boolean isAlive() {
-    return process != null && process.isAlive();
+    if (process != null) {
+      return process.isAlive(); // ours: alive until reaped, so exitValue() is there once this is false
+    }
+    return handle != null && handle.isAlive();
   }
 
+  /** The exit value; -1 for an adopted process (not our child: the kernel tells us nothing). */
   int exitValue() {
-    return process.exitValue();
+    return process == null ? -1 : process.exitValue();
   }
 
   Process process() {
@@ -153,15 +196,32 @@ final class Child implements AutoCloseable {
 
   /** SIGKILL, and wait until it is gone (its fds are closed then). */
   void kill() {
-    if (process == null || !process.isAlive()) {
+    if (!isAlive()) {
       return;
     }
     signal(9);
     try {
-      process.waitFor(30, TimeUnit.SECONDS);
-      pump.join(5000);
+      awaitExit(30);
+      joinPump();
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
+    }
+  }
+
+  private boolean awaitExit(int seconds) throws InterruptedException {
+    try {
+      handle.onExit().get(seconds, TimeUnit.SECONDS);
+      return true;
+    } catch (java.util.concurrent.TimeoutException e) {
+      return false;
+    } catch (java.util.concurrent.ExecutionException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  private void joinPump() throws InterruptedException {
+    if (pump != null) {
+      pump.join(5000);
     }
   }
 
@@ -171,24 +231,24 @@ final class Child implements AutoCloseable {
    */
   private void signal(int sig) {
     try {
-      io.lazypull.sys.Posix.kill((int) process.pid(), sig);
+      io.lazypull.sys.Posix.kill((int) handle.pid(), sig);
     } catch (io.lazypull.sys.ErrnoException e) {
-      process.destroyForcibly();
+      handle.destroyForcibly();
     }
   }
 
   /** SIGTERM, then SIGKILL if it has not exited within {@code seconds}. */
   void stop(int seconds) {
-    if (process == null || !process.isAlive()) {
+    if (!isAlive()) {
       return;
     }
     signal(15);
     try {
-      if (!process.waitFor(seconds, TimeUnit.SECONDS)) {
+      if (!awaitExit(seconds)) {
         signal(9);
-        process.waitFor(5, TimeUnit.SECONDS);
+        awaitExit(5);
       }
-      pump.join(5000); // its last lines are in the log when we return
+      joinPump(); // its last lines are in the log when we return
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
@@ -200,13 +260,13 @@ final class Child implements AutoCloseable {
    * itself later. Returns true if it exited.
    */
   boolean stopGently(int seconds) {
-    if (process == null || !process.isAlive()) {
+    if (!isAlive()) {
       return true;
     }
     signal(15);
     try {
-      if (process.waitFor(seconds, TimeUnit.SECONDS)) {
-        pump.join(5000);
+      if (awaitExit(seconds)) {
+        joinPump();
         return true;
       }
     } catch (InterruptedException e) {

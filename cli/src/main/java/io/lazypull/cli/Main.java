@@ -32,6 +32,8 @@ import picocli.CommandLine.Option;
       UpgradeCommand.class,
       MountCommand.class,
       UmountCommand.class,
+      SnapshotterCommand.class,
+      PullCommand.class,
       // images
       MkfsCommand.class,
       InspectCommand.class,

@@ -56,6 +56,7 @@ final class Stack implements AutoCloseable {
   private boolean quiet;
   private boolean dieWithUs;
   private StackLock lock;
+  private boolean detached;
   Child holder;
   Child shim;
   Child daemon;
@@ -119,7 +120,57 @@ final class Stack implements AutoCloseable {
     return this;
   }
 
+  /**
+   * Children outlive this process: each in its own session, its output appended straight to
+   * DIR/logs/NAME.log, its pid in DIR/run/NAME.pid, so that a later process can take them over
+   * ({@link #adoptRunning}). For the snapshotter, whose restart must not take mounts down.
+   */
+  Stack detached() throws IOException {
+    detached = true;
+    logs = Files.createDirectories(dir.resolve("logs"));
+    return this;
+  }
+
+  /**
+   * Takes over the holder, front end and daemon that an earlier detached stack in DIR left
+   * running (by their pid files; a pid is taken only if that process's command line names
+   * DIR). Those not found stay null.
+   */
+  void adoptRunning() {
+    holder = adopted("holder");
+    shim = adopted(frontend == Frontends.FANOTIFY ? "relay" : "shim");
+    daemon = adopted("daemon");
+  }
+
+  private Child adopted(String name) {
+    try {
+      long pid = Long.parseLong(Files.readString(run.resolve(name + ".pid")).strip());
+      String cmdline = Files.readString(Path.of("/proc", Long.toString(pid), "cmdline")).replace('\0', ' ');
+      if (!cmdline.contains(dir.toString())) {
+        return null; // the pid was reused
+      }
+      return ProcessHandle.of(pid).filter(ProcessHandle::isAlive).map(h -> Child.adopt(name, h)).orElse(null);
+    } catch (IOException | NumberFormatException e) {
+      return null;
+    }
+  }
+
+  /** Starts {@code c}; detached, records its pid. */
+  private Child started(Child c) throws IOException {
+    c.start();
+    if (detached) {
+      Path pid = run.resolve(c.name() + ".pid");
+      Path tmp = run.resolve(c.name() + ".pid.tmp");
+      Files.writeString(tmp, c.pid() + "\n");
+      Files.move(tmp, pid, java.nio.file.StandardCopyOption.ATOMIC_MOVE, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    }
+    return c;
+  }
+
   private Child logged(Child c) {
+    if (detached) {
+      return c.detachedTo(logs.resolve(c.name() + ".log"));
+    }
     if (dieWithUs) {
       c.env(java.util.Map.of(Main.DIE_WITH_PARENT, Long.toString(ProcessHandle.current().pid())));
     }
@@ -134,7 +185,7 @@ final class Stack implements AutoCloseable {
   }
 
   Stack startHolder() throws Exception {
-    holder = logged(Child.lazypull("holder", "64m", List.of("holder", "--socket", holderSock.toString()))).start();
+    holder = started(logged(Child.lazypull("holder", "64m", List.of("holder", "--socket", holderSock.toString()))));
     await("the holder", () -> Files.exists(holderSock), holder);
     return this;
   }
@@ -148,14 +199,13 @@ final class Stack implements AutoCloseable {
       if (holder == null || !holder.isAlive()) {
         startHolder(); // it keeps the relay's fanotify group: without it a dead relay lets zeros through
       }
-      shim = logged(Child.lazypull("relay", "256m", List.of("shim", "--frontend", "fanotify",
-          "--cache-dir", cacheDir.toString(), "--socket", shimSock.toString(), "--holder", holderSock.toString())))
-          .start();
+      shim = started(logged(Child.lazypull("relay", "256m", List.of("shim", "--frontend", "fanotify",
+          "--cache-dir", cacheDir.toString(), "--socket", shimSock.toString(), "--holder", holderSock.toString()))));
       await("the fanotify relay", this::relayListens, shim);
       return this;
     }
-    shim = logged(Child.lazypull("shim", "256m", List.of("shim", "--mountpoint", shimDir.toString(),
-        "--cache-dir", cacheDir.toString(), "--socket", shimSock.toString()))).start();
+    shim = started(logged(Child.lazypull("shim", "256m", List.of("shim", "--mountpoint", shimDir.toString(),
+        "--cache-dir", cacheDir.toString(), "--socket", shimSock.toString()))));
     await("the shim", () -> isFuseMounted(shimDir) && Files.exists(shimSock), shim);
     return this;
   }
@@ -175,8 +225,11 @@ final class Stack implements AutoCloseable {
     daemonStarts++;
     Files.deleteIfExists(readyFile()); // left by an earlier run in the same directory
     List<String> args = new ArrayList<>(List.of("daemon", "--device",
-        frontend == Frontends.KERNEL ? "kernel" : "shim:" + shimSock, "--backend", backend, "--state-dir", state.toString(), "--stats-interval", "0",
+        frontend == Frontends.KERNEL ? "kernel" : "shim:" + shimSock, "--state-dir", state.toString(), "--stats-interval", "0",
         "--ready-file", readyFile().toString()));
+    if (backend != null) {
+      args.addAll(List.of("--backend", backend));
+    }
     if (holder != null && holder.isAlive()) {
       args.addAll(List.of("--holder", holderSock.toString()));
     }
@@ -184,7 +237,7 @@ final class Stack implements AutoCloseable {
       args.addAll(List.of("--cache-dir", dir.resolve("fscache").toString()));
     }
     args.addAll(daemonArgs);
-    daemon = logged(Child.lazypull("daemon", "384m", args, daemonCds)).env(env).start();
+    daemon = started(logged(Child.lazypull("daemon", "384m", args, daemonCds)).env(env));
     return daemon;
   }
 
