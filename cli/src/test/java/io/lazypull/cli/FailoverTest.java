@@ -105,7 +105,7 @@ class FailoverTest {
         cluster.startHolder().startShim().startDaemon();
         Path mnt = cluster.mount(image.fsid());
         List<Process> readers = startReaders(mnt);
-        kills += cluster.killDaemonWhileReading(readers, rnd, 1500, Integer.MAX_VALUE);
+        kills += cluster.killDaemonWhileReading(readers, rnd, 1500, MIN_KILLS - kills);
         assertReadersSucceeded(readers);
         System.err.println("FailoverTest(holder): round " + round + " done, " + kills + " kills so far");
       }
