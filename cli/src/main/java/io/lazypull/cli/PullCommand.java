@@ -10,6 +10,7 @@ import io.lazypull.containerd.Labels;
 import io.lazypull.erofs.oci.ConvertedImage;
 import io.lazypull.erofs.oci.ConvertedLayer;
 import io.lazypull.erofs.oci.Platform;
+import io.lazypull.erofs.oci.RegistryRef;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
@@ -20,8 +21,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
@@ -43,8 +42,6 @@ import picocli.CommandLine.Parameters;
       "(--name to choose). Images are made by 'lazypull convert' (docs/containers.md).",
     })
 final class PullCommand implements Callable<Integer> {
-  private static final Pattern REGISTRY =
-      Pattern.compile("(oci|oci\\+https?)://([^/]+)/([^:@]+)(?::([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(?:@(sha256:[0-9a-f]{64}))?");
 
   @Option(names = "--address", paramLabel = "SOCK", defaultValue = "/run/containerd/containerd.sock",
       description = "containerd's socket (default: ${DEFAULT-VALUE}).")
@@ -134,16 +131,15 @@ final class PullCommand implements Callable<Integer> {
   }
 
   private Source source() {
-    Matcher m = REGISTRY.matcher(image);
-    if (m.matches()) {
+    if (RegistryRef.isRegistry(image)) {
+      RegistryRef r = RegistryRef.parse(image);
       if (tag != null) {
         throw new IllegalArgumentException("--tag is for S3 and directory backends; a registry image has its tag in IMAGE");
       }
-      String t = m.group(4) == null ? "latest" : m.group(4);
-      String ref = m.group(5) != null ? m.group(5) : t;
-      String host = m.group(2).replaceAll(".*@", "");
-      String n = name != null ? name : host + "/" + m.group(3) + (m.group(5) != null ? "@" + m.group(5) : ":" + t);
-      return new Source(m.group(1) + "://" + m.group(2) + "/" + m.group(3), ref, n);
+      String t = r.tag() == null ? "latest" : r.tag();
+      String ref = r.digest() != null ? r.digest() : t;
+      String n = name != null ? name : r.host() + "/" + r.repository() + (r.digest() != null ? "@" + r.digest() : ":" + t);
+      return new Source(r.backendUri(), ref, n);
     }
     if (image.startsWith("oci")) {
       throw new IllegalArgumentException("not a registry image: '" + image + "' (want oci://HOST[:PORT]/REPO[:TAG|@sha256:HEX])");
