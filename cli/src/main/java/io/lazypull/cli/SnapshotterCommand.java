@@ -38,7 +38,8 @@ import picocli.CommandLine.Option;
       "a restarted snapshotter takes the running stack over, keeps every snapshot (metadata",
       "in ROOT/metadata.json, replaced atomically) and every mount. It restarts a daemon that",
       "dies (reads in flight complete). SIGTERM stops serving and leaves the stack and the",
-      "mounts; --stop unmounts the layers and stops the stack.",
+      "mounts; --stop unmounts the layers and stops the stack. One snapshotter per ROOT:",
+      "another one (or --stop) on the same ROOT exits with an error naming its pid.",
       "",
       "containerd config: [proxy_plugins.lazypull] type = \"snapshot\" address = SOCK;",
       "see dist/containerd/.",
@@ -79,15 +80,27 @@ final class SnapshotterCommand implements Callable<Integer>, LazyLayers {
       throw new IllegalArgumentException("--root " + root + " is too long: the stack's sockets under it would have "
           + longest + "-byte paths, and a unix socket's path has at most 107");
     }
-    stack = new Stack(stackDir, null).frontend(chooseFrontend(stackDir)).detached();
-    stack.daemonArgs.addAll(daemonArgs);
-    if (stop) {
-      stack.adoptRunning();
-      unmountLayers();
-      stack.close();
-      System.out.println("stopped the stack under " + stackDir);
-      return 0;
+    // One snapshotter per root, for its whole life, before anything under the root is touched:
+    // two would serve one metadata.json and supervise one stack against each other.
+    Files.createDirectories(root);
+    try (PidLock lock = PidLock.take(root.resolve("snapshotter.lock"), pid -> "another 'lazypull snapshotter' (pid "
+        + pid + ") is running on " + root + ": stop it first" + (stop ? "" : ", or give this one another --root"))) {
+      stack = new Stack(stackDir, null).frontend(chooseFrontend(stackDir)).detached();
+      stack.daemonArgs.addAll(daemonArgs);
+      return stop ? stopStack(stackDir) : serve();
     }
+  }
+
+  /** --stop: unmounts the layers and stops the stack. */
+  private int stopStack(Path stackDir) throws Exception {
+    stack.adoptRunning();
+    unmountLayers();
+    stack.close();
+    System.out.println("stopped the stack under " + stackDir);
+    return 0;
+  }
+
+  private int serve() throws Exception {
     synchronized (stack) {
       bringUp();
     }

@@ -3,8 +3,6 @@ package io.lazypull.cli;
 import java.io.IOException;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import org.slf4j.Logger;
@@ -23,8 +21,8 @@ import org.slf4j.LoggerFactory;
  *                          SIGTERM when it dies) have exited
  * </pre>
  *
- * These are fcntl locks (FileChannel's): one per process and file, never shared with the
- * child processes, released when the channel or the process goes.
+ * up.lock is a {@link PidLock}; both are fcntl locks (FileChannel's): one per process and file,
+ * never shared with the child processes, released when the channel or the process goes.
  */
 final class StackLock implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(StackLock.class);
@@ -33,11 +31,11 @@ final class StackLock implements AutoCloseable {
   /** Kept open for the life of a child process: its shared lock on children.lock. */
   private static FileChannel childLock;
 
-  private final FileChannel channel;
+  private final PidLock upLock;
   final Path childrenLock;
 
-  private StackLock(FileChannel channel, Path childrenLock) {
-    this.channel = channel;
+  private StackLock(PidLock upLock, Path childrenLock) {
+    this.upLock = upLock;
     this.childrenLock = childrenLock;
   }
 
@@ -48,23 +46,14 @@ final class StackLock implements AutoCloseable {
    * @throws IOException naming the running 'up' (its pid), or the processes that do not exit
    */
   static StackLock acquire(Path run) throws IOException, InterruptedException {
-    Path upLock = run.resolve("up.lock");
-    FileChannel ch = FileChannel.open(upLock, StandardOpenOption.CREATE, StandardOpenOption.READ,
-        StandardOpenOption.WRITE);
+    PidLock up = PidLock.take(run.resolve("up.lock"), pid -> "another 'lazypull up' (pid " + pid
+        + ") is running on " + run.getParent() + ": stop it first, or give this one another --cache-dir");
     try {
-      FileLock lock = ch.tryLock();
-      if (lock == null) {
-        String pid = Files.readString(upLock, StandardCharsets.US_ASCII).strip();
-        throw new IOException("another 'lazypull up' (pid " + (pid.isEmpty() ? "?" : pid) + ") is running on "
-            + run.getParent() + ": stop it first, or give this one another --cache-dir");
-      }
-      ch.truncate(0);
-      ch.write(java.nio.ByteBuffer.wrap((ProcessHandle.current().pid() + "\n").getBytes(StandardCharsets.US_ASCII)), 0);
       Path children = run.resolve("children.lock");
       awaitChildrenGone(children);
-      return new StackLock(ch, children);
+      return new StackLock(up, children);
     } catch (IOException | InterruptedException | RuntimeException e) {
-      ch.close();
+      up.close();
       throw e;
     }
   }
@@ -116,7 +105,7 @@ final class StackLock implements AutoCloseable {
   @Override
   public void close() {
     try {
-      channel.close();
+      upLock.close();
     } catch (IOException e) {
       log.debug("closing the up lock: {}", e.getMessage());
     }

@@ -313,8 +313,7 @@ class ContainerdEndToEndTest {
   void everyFileEqualsTheSourceUnpackedByContainerdsOverlayfs() throws Exception {
     // The same source image, pulled and unpacked by containerd's own overlayfs snapshotter.
     ctrOk("images", "pull", "--plain-http", name(registry.uri("src/app:v1")));
-    String top = PullCommand.chainIds(image.diffIds.stream().map(d -> new PullCommand.Layer("", "", d)).toList())
-        .get(image.diffIds.size() - 1);
+    String top = PullCommand.chainIds(image.diffIds).get(image.diffIds.size() - 1);
     try (ContainerdClient c = ContainerdClient.connect(containerd.socket(), "default", CTR)) {
       c.withLease("cmp-" + Long.toHexString(System.nanoTime()), Duration.ofHours(1)); // else the GC may take them
       Path expected = mountRootfs(c, "overlayfs", "cmp-overlayfs", top);

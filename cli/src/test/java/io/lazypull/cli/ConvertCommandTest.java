@@ -14,6 +14,7 @@ import io.lazypull.backend.loopback.S3ProxyServer;
 import io.lazypull.erofs.oci.ConvertedLayer;
 import io.lazypull.erofs.oci.Descriptor;
 import io.lazypull.erofs.oci.ImageFormat;
+import io.lazypull.erofs.oci.ImageManifest;
 import io.lazypull.sys.Mounts;
 import io.lazypull.testing.Requirements;
 import io.lazypull.testing.TestTrees;
@@ -301,11 +302,11 @@ class ConvertCommandTest {
     blobs.path("layers").forEach(l -> listed.add(l.path("digest").asText()));
     assertThat(b.size(blobs.path("config").path("digest").asText())).isEqualTo(2);
 
+    List<Descriptor> descriptors = ImageManifest.parse(imageManifest).layers();
     List<ConvertedLayer> converted = new ArrayList<>();
     for (int i = 0; i < layers.size(); i++) {
       JsonNode l = layers.get(i);
-      ConvertedLayer layer = ConvertedLayer.fromDescriptor(new Descriptor(l.path("mediaType").asText(),
-          l.path("digest").asText(), l.path("size").asLong(), annotations(l), null, null));
+      ConvertedLayer layer = ConvertedLayer.fromDescriptor(descriptors.get(i));
       assertThat(layer.layout().cliName()).isEqualTo(layouts.get(i));
       assertThat(layer.sourceDiffId()).isEqualTo(image.diffIds.get(i));
       assertThat(l.path("annotations").path("containerd.io/snapshot/lazypull.fsid").asText())
@@ -362,12 +363,6 @@ class ConvertCommandTest {
         Mounts.umount(m, 0);
       }
     }
-  }
-
-  static Map<String, String> annotations(JsonNode descriptor) {
-    Map<String, String> a = new java.util.LinkedHashMap<>();
-    descriptor.path("annotations").fields().forEachRemaining(e -> a.put(e.getKey(), e.getValue().asText()));
-    return a;
   }
 
   /** Downloads meta and data blob, mounts them (file-backed EROFS) and compares with the tar. */

@@ -1,6 +1,5 @@
 package io.lazypull.erofs.oci;
 
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -168,11 +167,11 @@ public final class Converter {
     Manifest top = src.top();
     List<Converted> images = new ArrayList<>();
     if (top.isIndex()) {
-      for (Descriptor d : selectPlatforms(top)) {
+      for (Descriptor d : selectPlatforms(ImageIndex.parse(top))) {
         Manifest m = src.manifest(d);
         images.add(convertImage(src, m, d.platform(), dest.backend(), cache, tmp, counts));
       }
-    } else if (top.mediaType().equals(Manifest.OCI_MANIFEST) || top.mediaType().equals(Manifest.DOCKER_MANIFEST)) {
+    } else if (ImageManifest.isImageManifest(top.mediaType())) {
       Converted c = convertImage(src, top, null, dest.backend(), cache, tmp, counts);
       if (platformExplicit && !platform.accepts(c.platform())) {
         throw new BadManifestException(src.describe() + " is an image for " + c.platform()
@@ -190,48 +189,28 @@ public final class Converter {
   }
 
   /** The index entries to convert: all runnable ones, or the first the platform accepts. */
-  private List<Descriptor> selectPlatforms(Manifest index) throws BadManifestException {
-    JsonNode json = json(index, "index " + index.digest());
-    List<Descriptor> runnable = new ArrayList<>();
-    int i = 0;
-    for (JsonNode n : json.path("manifests")) {
-      Descriptor d = Descriptor.parse(n, "index " + index.digest() + " manifests[" + i++ + "]");
-      if (d.platform() != null && d.platform().isUnknown()) {
-        continue; // attestations, blobs manifests
-      }
-      if (!d.mediaType().equals(Manifest.OCI_MANIFEST) && !d.mediaType().equals(Manifest.DOCKER_MANIFEST)) {
-        log.debug("skipping {} of media type {} in the index", d.digest(), d.mediaType());
-        continue;
-      }
-      runnable.add(d);
-    }
+  private List<Descriptor> selectPlatforms(ImageIndex index) throws BadManifestException {
+    List<Descriptor> runnable = index.images();
     if (allPlatforms) {
       if (runnable.isEmpty()) {
         throw new BadManifestException("index " + index.digest() + " lists no image manifest");
       }
       return runnable;
     }
-    for (Descriptor d : runnable) {
-      if (d.platform() == null || platform.accepts(d.platform())) {
-        return List.of(d);
-      }
+    Optional<Descriptor> d = index.image(platform);
+    if (d.isPresent()) {
+      return List.of(d.get());
     }
     throw new BadManifestException("no image for " + platform + " in index " + index.digest() + " (it has "
-        + String.join(", ", runnable.stream().map(d -> String.valueOf(d.platform())).toList())
+        + String.join(", ", runnable.stream().map(r -> String.valueOf(r.platform())).toList())
         + "; use --platform or --all-platforms)");
   }
 
   private Converted convertImage(ImageSource src, Manifest m, Platform indexPlatform,
       BlobBackend dest, LayerCache cache, Path tmp, Counts counts) throws IOException {
     String where = "manifest " + m.digest();
-    if (!m.mediaType().equals(Manifest.OCI_MANIFEST) && !m.mediaType().equals(Manifest.DOCKER_MANIFEST)) {
-      throw new BadManifestException(where + " has media type " + m.mediaType() + ", not an image manifest");
-    }
-    JsonNode json = json(m, where);
-    if (json.path("schemaVersion").asInt(0) != 2) {
-      throw new BadManifestException(where + ": schemaVersion is not 2");
-    }
-    Descriptor config = Descriptor.parse(json.path("config"), where + " config");
+    ImageManifest manifest = ImageManifest.parse(m);
+    Descriptor config = manifest.config();
     if (!config.mediaType().equals(ImageFormat.OCI_CONFIG) && !config.mediaType().equals(ImageFormat.DOCKER_CONFIG)) {
       throw new BadManifestException(where + ": config media type " + config.mediaType()
           + " is not an image config (an artifact, not an image?)");
@@ -239,41 +218,25 @@ public final class Converter {
     if (config.size() > MAX_CONFIG) {
       throw new BadManifestException(where + ": config of " + config.size() + " bytes is too large");
     }
-    if (!json.path("layers").isArray()) {
-      throw new BadManifestException(where + ": layers is missing");
-    }
-    List<Descriptor> layers = new ArrayList<>();
-    for (JsonNode n : json.path("layers")) {
-      layers.add(Descriptor.parse(n, where + " layers[" + layers.size() + "]"));
-    }
+    List<Descriptor> layers = manifest.layers();
 
     Platform p = indexPlatform != null ? indexPlatform : platform;
     listener.progress(new Progress(p, 0, layers.size(), "config", 0, config.size()));
     Path configFile = tmp.resolve("config-" + config.hex());
     src.fetch(config, configFile, n -> { });
-    JsonNode cfg;
-    try {
-      cfg = JSON.readTree(configFile.toFile());
-    } catch (IOException e) {
-      throw new BadManifestException("config " + config.digest() + " is not valid JSON");
-    }
+    ImageConfig cfg = ImageConfig.parse(Files.readAllBytes(configFile), config.digest());
     if (indexPlatform == null) {
-      p = Platform.fromJson(cfg);
+      p = cfg.platform();
     }
-    JsonNode diffIds = cfg.path("rootfs").path("diff_ids");
-    if (!diffIds.isArray() || diffIds.size() != layers.size()) {
+    List<String> diffIds = cfg.diffIds();
+    if (diffIds.size() != layers.size()) {
       throw new BadManifestException(where + " has " + layers.size() + " layers but its config lists "
-          + (diffIds.isArray() ? diffIds.size() : 0) + " diff_ids");
+          + diffIds.size() + " diff_ids");
     }
 
     List<ConvertedLayer> converted = new ArrayList<>();
     for (int i = 0; i < layers.size(); i++) {
-      String diffId = diffIds.get(i).asText("");
-      if (!diffId.startsWith(Digests.SHA256_PREFIX) || !Digests.isHex(diffId.substring(7))) {
-        throw new BadManifestException("config " + config.digest() + ": diff_ids[" + i + "] '" + diffId
-            + "' is not a sha256 digest");
-      }
-      converted.add(convertLayer(src, layers.get(i), diffId, p, i + 1, layers.size(), dest, cache,
+      converted.add(convertLayer(src, layers.get(i), diffIds.get(i), p, i + 1, layers.size(), dest, cache,
           tmp, counts));
     }
     push(dest, configFile, config.digest(), counts);
@@ -429,18 +392,6 @@ public final class Converter {
     b.putManifest(reference, m);
     counts.manifestsPushed++;
     counts.bytesPushed += m.size();
-  }
-
-  private static JsonNode json(Manifest m, String where) throws BadManifestException {
-    try {
-      JsonNode n = JSON.readTree(m.bytes());
-      if (n == null || !n.isObject()) {
-        throw new BadManifestException(where + " is not a JSON object");
-      }
-      return n;
-    } catch (IOException e) {
-      throw new BadManifestException(where + " is not valid JSON");
-    }
   }
 
   /**

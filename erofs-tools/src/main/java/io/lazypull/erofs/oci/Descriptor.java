@@ -61,14 +61,19 @@ public record Descriptor(String mediaType, String digest, long size, Map<String,
     if (!size.isIntegralNumber() || size.asLong() < 0) {
       throw new BadManifestException(where + ".size is missing or not a non-negative integer");
     }
+    Platform platform = n.has("platform") ? Platform.fromJson(n.get("platform")) : null;
+    String artifactType = n.hasNonNull("artifactType") ? n.get("artifactType").asText() : null;
+    return new Descriptor(mediaType, digest, size.asLong(), annotations(n), platform, artifactType);
+  }
+
+  /** The {@code annotations} of a descriptor, manifest or index, in their order (empty if none). */
+  static Map<String, String> annotations(JsonNode n) {
     Map<String, String> annotations = new LinkedHashMap<>();
     for (Iterator<Map.Entry<String, JsonNode>> it = n.path("annotations").fields(); it.hasNext(); ) {
       Map.Entry<String, JsonNode> e = it.next();
       annotations.put(e.getKey(), e.getValue().asText());
     }
-    Platform platform = n.has("platform") ? Platform.fromJson(n.get("platform")) : null;
-    String artifactType = n.hasNonNull("artifactType") ? n.get("artifactType").asText() : null;
-    return new Descriptor(mediaType, digest, size.asLong(), annotations, platform, artifactType);
+    return annotations;
   }
 
   ObjectNode toJson() {

@@ -5,15 +5,11 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import io.lazypull.backend.BackendOptions;
 import io.lazypull.backend.Backends;
 import io.lazypull.backend.BlobBackend;
-import io.lazypull.backend.Digests;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Locale;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /*
  * The image references convert takes:
@@ -26,51 +22,8 @@ import java.util.regex.Pattern;
  */
 final class ImageRefs {
   private static final ObjectMapper JSON = new ObjectMapper();
-  private static final Pattern REGISTRY =
-      Pattern.compile("(oci|oci\\+https?)://([^/]+)/([^:@]+)(?::([^:@/]+))?(?:@(.+))?");
-  private static final Pattern TAG = Pattern.compile("[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}");
 
   private ImageRefs() {}
-
-  /** A registry reference taken apart; {@code authority} may carry user:password@. */
-  record RegistryRef(String scheme, String authority, String repository, String tag, String digest) {
-    String backendUri() {
-      return scheme + "://" + authority + "/" + repository;
-    }
-
-    /** Without credentials. */
-    String display() {
-      return scheme + "://" + authority.replaceAll(".*@", "") + "/" + repository
-          + (tag != null ? ":" + tag : "") + (digest != null ? "@" + digest : "");
-    }
-  }
-
-  static boolean isRegistry(String spec) {
-    String s = spec.toLowerCase(Locale.ROOT);
-    return s.startsWith("oci://") || s.startsWith("oci+http://") || s.startsWith("oci+https://");
-  }
-
-  static RegistryRef parseRegistry(String spec) {
-    Matcher m = REGISTRY.matcher(spec);
-    if (!m.matches()) {
-      throw new IllegalArgumentException("not a registry image reference: '" + spec.replaceAll("//[^/@]*@", "//...@")
-          + "' (want oci://HOST[:PORT]/REPOSITORY[:TAG][@sha256:HEX])");
-    }
-    String repo = m.group(3);
-    String host = m.group(2).replaceAll(".*@", "").toLowerCase(Locale.ROOT);
-    if ((host.equals("docker.io") || host.equals("index.docker.io")) && !repo.contains("/")) {
-      repo = "library/" + repo; // Docker Hub's official images
-    }
-    String tag = m.group(4);
-    if (tag != null && !TAG.matcher(tag).matches()) {
-      throw new IllegalArgumentException("not a tag: '" + tag + "'");
-    }
-    String digest = m.group(5);
-    if (digest != null) {
-      Digests.normalize(digest); // throws for anything but sha256:<hex>
-    }
-    return new RegistryRef(m.group(1).toLowerCase(Locale.ROOT), m.group(2), repo, tag, digest);
-  }
 
   /**
    * Opens a source image.
@@ -78,8 +31,8 @@ final class ImageRefs {
    * @throws IllegalArgumentException for a reference that names nothing lazypull can read
    */
   static ImageSource openSource(String spec, BackendOptions options) throws IOException {
-    if (isRegistry(spec)) {
-      RegistryRef r = parseRegistry(spec);
+    if (RegistryRef.isRegistry(spec)) {
+      RegistryRef r = RegistryRef.parse(spec);
       String reference = r.digest() != null ? r.digest() : r.tag() != null ? r.tag() : "latest";
       BlobBackend b = Backends.open(r.backendUri(), options);
       return new BackendSource(b, reference, r.display(), r.repository(), r.tag() != null ? r.tag()
@@ -161,7 +114,7 @@ final class ImageRefs {
       sourceTag = refName.substring(refName.lastIndexOf(':') + 1);
     }
     BlobBackend b = Backends.open(dir.toAbsolutePath().toUri(), options);
-    return new BackendSource(b, reference, spec, name, sourceTag != null && TAG.matcher(sourceTag).matches() ? sourceTag : null);
+    return new BackendSource(b, reference, spec, name, sourceTag != null && RegistryRef.TAG.matcher(sourceTag).matches() ? sourceTag : null);
   }
 
   /** Where converted images go, and the reference the index is put under. */
@@ -178,8 +131,8 @@ final class ImageRefs {
    */
   static Destination openDestination(String spec, String tagOption, ImageSource source,
       BackendOptions options) throws IOException {
-    if (isRegistry(spec)) {
-      RegistryRef r = parseRegistry(spec);
+    if (RegistryRef.isRegistry(spec)) {
+      RegistryRef r = RegistryRef.parse(spec);
       if (r.digest() != null) {
         throw new IllegalArgumentException("a destination takes a tag, not a digest: " + r.display());
       }
@@ -188,7 +141,7 @@ final class ImageRefs {
       }
       String tag = r.tag() != null ? r.tag() : tagOption != null ? tagOption
           : source.tag() != null ? source.tag() : "latest";
-      if (!TAG.matcher(tag).matches()) {
+      if (!RegistryRef.TAG.matcher(tag).matches()) {
         throw new IllegalArgumentException("not a tag: '" + tag + "' (a registry destination's --tag is just the tag)");
       }
       BlobBackend b = Backends.open(r.backendUri(), options);

@@ -14,39 +14,39 @@ class ImageRefsTest {
 
   @Test
   void registry_tagDigestAndPort() {
-    ImageRefs.RegistryRef r = ImageRefs.parseRegistry("oci+http://127.0.0.1:5000/a/b:v1");
+    RegistryRef r = RegistryRef.parse("oci+http://127.0.0.1:5000/a/b:v1");
     assertThat(r.backendUri()).isEqualTo("oci+http://127.0.0.1:5000/a/b");
     assertThat(r.tag()).isEqualTo("v1");
     assertThat(r.digest()).isNull();
     String hex = "ab".repeat(32);
-    ImageRefs.RegistryRef d = ImageRefs.parseRegistry("oci://ghcr.io/x/y@sha256:" + hex);
+    RegistryRef d = RegistryRef.parse("oci://ghcr.io/x/y@sha256:" + hex);
     assertThat(d.tag()).isNull();
     assertThat(d.digest()).isEqualTo("sha256:" + hex);
-    ImageRefs.RegistryRef both = ImageRefs.parseRegistry("oci://ghcr.io/x/y:1.0@sha256:" + hex);
+    RegistryRef both = RegistryRef.parse("oci://ghcr.io/x/y:1.0@sha256:" + hex);
     assertThat(both.tag()).isEqualTo("1.0");
     assertThat(both.display()).isEqualTo("oci://ghcr.io/x/y:1.0@sha256:" + hex);
   }
 
   @Test
   void registry_dockerHubOfficialImages_getLibrary() {
-    assertThat(ImageRefs.parseRegistry("oci://docker.io/busybox:1.36").repository()).isEqualTo("library/busybox");
-    assertThat(ImageRefs.parseRegistry("oci://docker.io/bob/app").repository()).isEqualTo("bob/app");
+    assertThat(RegistryRef.parse("oci://docker.io/busybox:1.36").repository()).isEqualTo("library/busybox");
+    assertThat(RegistryRef.parse("oci://docker.io/bob/app").repository()).isEqualTo("bob/app");
   }
 
   @Test
   void registry_credentialsNeverInTheDisplay() {
-    ImageRefs.RegistryRef r = ImageRefs.parseRegistry("oci://bob:s3cret@ghcr.io/bob/app:1");
+    RegistryRef r = RegistryRef.parse("oci://bob:s3cret@ghcr.io/bob/app:1");
     assertThat(r.display()).isEqualTo("oci://ghcr.io/bob/app:1");
     assertThat(r.backendUri()).isEqualTo("oci://bob:s3cret@ghcr.io/bob/app");
-    assertThatThrownBy(() -> ImageRefs.parseRegistry("oci://bob:s3cret@ghcr.io"))
+    assertThatThrownBy(() -> RegistryRef.parse("oci://bob:s3cret@ghcr.io"))
         .hasMessageNotContaining("s3cret");
   }
 
   @Test
   void registry_badDigestOrTag_isRefused() {
-    assertThatThrownBy(() -> ImageRefs.parseRegistry("oci://h/r@sha512:00"))
+    assertThatThrownBy(() -> RegistryRef.parse("oci://h/r@sha512:00"))
         .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("not a sha256 digest");
-    assertThatThrownBy(() -> ImageRefs.parseRegistry("oci://h/r:-bad"))
+    assertThatThrownBy(() -> RegistryRef.parse("oci://h/r:-bad"))
         .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("not a tag");
   }
 
