@@ -101,6 +101,8 @@ final class DaemonCommand implements Callable<Integer> {
       description = "Log the counters every so often; 0: only at exit (default: ${DEFAULT-VALUE}).")
   int statsInterval;
 
+  @picocli.CommandLine.Mixin OpsOptions ops = new OpsOptions();
+
   @Option(names = "--ready-file", paramLabel = "PATH",
       description = "Create this file once serving (for scripts that wait for the daemon).")
   Path readyFile;
@@ -131,6 +133,7 @@ final class DaemonCommand implements Callable<Integer> {
       stats.scheduleAtFixedRate(() -> log.info("stats: {}", daemon.stats()), statsInterval, statsInterval,
           TimeUnit.SECONDS);
     }
+    OpsServer server = ops.start(OpsViews.daemon(daemon, device));
     SystemdFdStore systemd = SystemdFdStore.fromEnvironment();
     if (systemd != null) {
       systemd.notifyReady();
@@ -142,6 +145,9 @@ final class DaemonCommand implements Callable<Integer> {
       daemon.run();
     } finally {
       stats.shutdownNow();
+      if (server != null) {
+        server.close();
+      }
     }
     // run() returned: a hand-over (stop). Answer what was read, close objects, let go.
     shutdown(daemon, acquired);

@@ -34,6 +34,8 @@ import picocli.CommandLine.Option;
       UmountCommand.class,
       SnapshotterCommand.class,
       PullCommand.class,
+      StatusCommand.class,
+      GcCommand.class,
       // images
       MkfsCommand.class,
       InspectCommand.class,

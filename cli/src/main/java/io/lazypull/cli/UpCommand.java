@@ -67,6 +67,17 @@ final class UpCommand implements Callable<Integer> {
   @Parameters(index = "0", paramLabel = "TARGET", description = "Where to mount the image.")
   Path target;
 
+  @CommandLine.Mixin CacheOptions cacheOptions = new CacheOptions();
+
+  @Option(names = "--ops-socket", paramLabel = "PATH",
+      description = "Metrics (GET /metrics) and status (GET /status) of every process, on this unix socket"
+          + " (default: DIR/run/lazypull.sock; 'lazypull status --cache-dir DIR' reads it).")
+  Path opsSocket;
+
+  @Option(names = "--metrics-address", paramLabel = "HOST:PORT",
+      description = "Serve the same over TCP too, e.g. 127.0.0.1:9464 (unauthenticated: keep it local).")
+  String metricsAddress;
+
   private volatile boolean stopping;
 
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
@@ -86,17 +97,25 @@ final class UpCommand implements Callable<Integer> {
     Stack stack = new Stack(cacheDir, backend).frontend(chosen).childrenDieWithUs().lock();
     DeadMounts.clear(stack, target.toAbsolutePath());
     stack.daemonArgs.addAll(daemonArgs);
+    stack.shimArgs.addAll(cacheOptions.args());
     if (domain != null) {
       stack.daemonArgs.addAll(List.of("--domain", domain + "=" + backend));
     }
+    OpsServer[] opsRef = new OpsServer[1];
     Thread hook = new Thread(() -> {
       stopping = true;
+      if (opsRef[0] != null) {
+        opsRef[0].close();
+      }
       stack.close();
       log.info("up: stopped");
     }, "up-shutdown");
     Runtime.getRuntime().addShutdownHook(hook);
 
     stack.startHolder().startShim().startDaemon();
+    OpsServer ops = OpsServer.start(opsSocket != null ? opsSocket : stack.run.resolve("lazypull.sock"),
+        metricsAddress, OpsViews.up(stack));
+    opsRef[0] = ops;
     stack.mount(fsid, domain, target.toAbsolutePath());
     log.info("up: {} mounted on {}; Ctrl-C to unmount and stop", fsid, target);
 
@@ -125,8 +144,9 @@ final class UpCommand implements Callable<Integer> {
       if (!frontend.equals("auto")) {
         Frontends.parse(frontend);
       }
+      cacheOptions.config(cacheDir, frontend.equals("fanotify")); // a bad --cache-size before anything starts
       Backends.open(backend, BackendOptions.defaults()).close(); // parses the URI; a file:// dir must exist
-    } catch (IllegalArgumentException e) {
+    } catch (IllegalArgumentException | CommandLine.TypeConversionException e) {
       throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
     }
     if (!Files.isDirectory(target)) {

@@ -317,6 +317,36 @@ public final class Daemon implements AutoCloseable {
     return metrics.snapshot();
   }
 
+  /** Every backend used so far, and every one of the domains: breaker state, requests, latency. */
+  public java.util.List<BackendStats> backendStats() {
+    Map<String, String> states = health.states();
+    java.util.Set<String> names = new java.util.TreeSet<>(states.keySet());
+    names.addAll(metrics.backends.keySet());
+    names.addAll(domains.describeSources());
+    java.util.List<BackendStats> out = new java.util.ArrayList<>();
+    for (String n : names) {
+      out.add(metrics.backends.getOrDefault(n, new BackendMetrics()).snapshot(n, states.getOrDefault(n, "closed")));
+    }
+    return out;
+  }
+
+  /** Requests read from the device and not answered yet. */
+  public long inFlight() {
+    return inFlight.get();
+  }
+
+  /** The objects the device has open, as (domain, blob, size). */
+  public java.util.List<OpenObject> openObjects() {
+    java.util.List<OpenObject> out = new java.util.ArrayList<>();
+    for (CacheObject o : objects.values()) {
+      out.add(new OpenObject(o.blob.domain(), o.blob.digest(), o.size));
+    }
+    return out;
+  }
+
+  /** An object the device has open. */
+  public record OpenObject(String domain, String blob, long size) {}
+
   /**
    * Asks {@link #run()} to return after the request it is handling. Requests already read are
    * still answered (see {@link #close()}).

@@ -283,6 +283,17 @@ public final class FanotifyRelay implements Closeable {
     return stats;
   }
 
+  /** The images mounted through this relay: (mount point, meta blob's cache file). */
+  public List<Map.Entry<String, String>> mountedImages() {
+    List<Map.Entry<String, String>> out = new ArrayList<>();
+    synchronized (mounts) {
+      for (MountedImage m : mounts) {
+        out.add(Map.entry(m.target(), m.source()));
+      }
+    }
+    return out;
+  }
+
   /**
    * The EROFS mounts (mount points) whose primary device is one of this relay's cache files:
    * while any exists, the relay must keep serving (a released group lets their reads of holes

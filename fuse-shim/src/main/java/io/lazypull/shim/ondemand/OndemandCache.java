@@ -85,6 +85,7 @@ public final class OndemandCache {
   private final Map<List<String>, CacheObject> objects = new HashMap<>();
   private Generation current;
   private int generations;
+  private long restores;
   private boolean shutdown;
 
   public OndemandCache(CacheStore store, Waker waker) {
@@ -362,6 +363,7 @@ public final class OndemandCache {
       return -Errno.EOPNOTSUPP;
     }
     newIds.addAll(pending.keySet());
+    restores++;
     log.info("restore: {} pending requests re-marked NEW", pending.size());
     waker.wakeDaemon();
     return 0;
@@ -592,6 +594,21 @@ public final class OndemandCache {
   /** The current generation's objects. */
   public synchronized List<CacheObject> objects() {
     return new ArrayList<>(objects.values());
+  }
+
+  /** Device generations so far: each bind by a daemon that did not take a held device starts one. */
+  public synchronized int generations() {
+    return generations;
+  }
+
+  /** {@code restore}s written so far: daemons that took the device over from a dead one. */
+  public synchronized long restores() {
+    return restores;
+  }
+
+  /** How many requests are pending (queued or delivered, not completed). */
+  public synchronized int pendingCount() {
+    return pending.size();
   }
 
   /** How many anon sockets are live (ids in use). */
