@@ -49,7 +49,11 @@ final class Child implements AutoCloseable {
     cmd.add(System.getProperty("java.class.path"));
     cmd.add(Main.class.getName());
     cmd.addAll(args);
-    return new Child(name, cmd);
+    Child c = new Child(name, cmd);
+    if (!Main.logFormat.equals("text")) {
+      c.env(java.util.Map.of(Main.LOG_FORMAT, Main.logFormat));
+    }
+    return c;
   }
 
   /**

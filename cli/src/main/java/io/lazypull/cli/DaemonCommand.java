@@ -186,7 +186,15 @@ final class DaemonCommand implements Callable<Integer> {
     BackendOptions options = config.fitBackend(BackendOptions.defaults());
     BlobSource def = backend == null ? null : new BackendBlobSource(Backends.open(backend, options));
     Map<String, BlobSource> named = new LinkedHashMap<>();
-    for (String d : domains) {
+    List<String> all = new ArrayList<>(domains);
+    if (Main.config != null) { // the config's domains, unless named here too
+      Main.config.domains().forEach((name, uri) -> {
+        if (domains.stream().noneMatch(d -> d.startsWith(name + "="))) {
+          all.add(name + "=" + uri);
+        }
+      });
+    }
+    for (String d : all) {
       int eq = d.indexOf('=');
       if (eq <= 0) {
         throw new IllegalArgumentException("--domain must be NAME=URI, not '" + d + "'");

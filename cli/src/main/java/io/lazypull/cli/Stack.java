@@ -216,7 +216,7 @@ final class Stack implements AutoCloseable {
       await("the fanotify relay", this::relayListens, shim);
       return this;
     }
-    List<String> args = new ArrayList<>(List.of("shim", "--mountpoint", shimDir.toString(),
+    List<String> args = new ArrayList<>(List.of("shim", "--frontend", "fuse", "--mountpoint", shimDir.toString(),
         "--cache-dir", cacheDir.toString(), "--socket", shimSock.toString(), "--ops-socket", shimOps.toString()));
     args.addAll(shimArgs);
     shim = started(logged(Child.lazypull("shim", "256m", args)));

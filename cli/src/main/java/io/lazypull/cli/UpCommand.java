@@ -43,7 +43,8 @@ import picocli.CommandLine.Parameters;
 final class UpCommand implements Callable<Integer> {
   private static final Logger log = LoggerFactory.getLogger(UpCommand.class);
 
-  @Option(names = "--backend", required = true, paramLabel = "URI", description = "Where the blobs are (see 'lazypull daemon --help').")
+  @Option(names = "--backend", paramLabel = "URI",
+      description = "Where the blobs are (see 'lazypull daemon --help'); required here or in --config.")
   String backend;
 
   @Option(names = "--fsid", required = true, paramLabel = "DIGEST", description = "The image: its meta blob's sha256.")
@@ -98,6 +99,10 @@ final class UpCommand implements Callable<Integer> {
     DeadMounts.clear(stack, target.toAbsolutePath());
     stack.daemonArgs.addAll(daemonArgs);
     stack.shimArgs.addAll(cacheOptions.args());
+    if (Main.config != null) { // the daemon and the shim read the same file (their own keys)
+      stack.daemonArgs.addAll(List.of("--config", Main.config.file.toAbsolutePath().toString()));
+      stack.shimArgs.addAll(List.of("--config", Main.config.file.toAbsolutePath().toString()));
+    }
     if (domain != null) {
       stack.daemonArgs.addAll(List.of("--domain", domain + "=" + backend));
     }
@@ -138,6 +143,9 @@ final class UpCommand implements Callable<Integer> {
    * (a bad fsid used to be found by the mount, after the holder, shim and daemon were up).
    */
   private void checkArguments() throws IOException {
+    if (backend == null) {
+      throw new CommandLine.ParameterException(spec.commandLine(), "give a backend: --backend URI (or 'backend:' in --config)");
+    }
     try {
       MountCommand.checkFsid(fsid);
       MountCommand.checkDomain(domain);
