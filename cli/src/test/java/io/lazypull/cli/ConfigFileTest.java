@@ -79,6 +79,16 @@ class ConfigFileTest {
   }
 
   @Test
+  void theShippedExample_isValid_andTheUnitsUseIt() throws Exception {
+    Path root = Path.of(System.getProperty("user.dir")).getParent(); // the reactor root (tests run in cli/)
+    ConfigFile c = ConfigFile.load(root.resolve("dist/lazypull.yaml"));
+    assertThat(c.defaultFor("shim", "--cache-size")).isEqualTo(Long.toString(20L << 30));
+    for (String unit : new String[] {"lazypull-daemon.service", "lazypull-daemon-shim.service", "lazypull-shim.service"}) {
+      assertThat(Files.readString(root.resolve("dist/systemd").resolve(unit))).contains("--config /etc/lazypull/config.yaml");
+    }
+  }
+
+  @Test
   void anEmptyFile_changesNothing() throws Exception {
     ConfigFile c = ConfigFile.load(write(""));
     DaemonCommand d = new DaemonCommand();
