@@ -162,7 +162,11 @@ final class Child implements AutoCloseable {
     try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
       String line;
       while ((line = r.readLine()) != null) {
-        out.println("[" + name + "] " + line);
+        if (line.startsWith("{\"") && line.endsWith("}")) {
+          out.println("{\"process\":\"" + name + "\"," + line.substring(1)); // a JSON log line stays one
+        } else {
+          out.println("[" + name + "] " + line);
+        }
       }
     } catch (IOException e) {
       // the child is gone

@@ -105,6 +105,8 @@ public final class Main implements Runnable {
       json.setWithMarkers(false);
       json.setWithMDC(false);
       json.setWithKVPList(false);
+      json.setWithMessage(false);
+      json.setWithFormattedMessage(true); // "message": the line as text shows it
       encoder = json;
     } else {
       var text = new ch.qos.logback.classic.encoder.PatternLayoutEncoder();
