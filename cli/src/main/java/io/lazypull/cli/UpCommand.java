@@ -39,6 +39,9 @@ import picocli.CommandLine.Parameters;
       "",
       "Layout under --cache-dir: shim/ (the shim's mountpoint), blobs/ (cached blob",
       "ranges, kept across runs), state/ (the daemon's), run/ (sockets), fscache/ (kernel).",
+      "",
+      "Metrics and status of every process: run/lazypull.sock ('lazypull status', 'lazypull",
+      "gc'), and --metrics-address. --cache-size bounds blobs/ (not with --frontend kernel).",
     })
 final class UpCommand implements Callable<Integer> {
   private static final Logger log = LoggerFactory.getLogger(UpCommand.class);
@@ -94,6 +97,10 @@ final class UpCommand implements Callable<Integer> {
       chosen = c.frontend();
     } else {
       chosen = Frontends.parse(frontend);
+    }
+    if (chosen == Frontends.KERNEL && cacheOptions.cacheSize != null) {
+      throw new CommandLine.ParameterException(spec.commandLine(), "--cache-size bounds the shim's and the relay's"
+          + " cache; with --frontend kernel the kernel's cachefiles owns the cache (docs/operations.md)");
     }
     Stack stack = new Stack(cacheDir, backend).frontend(chosen).childrenDieWithUs().lock();
     DeadMounts.clear(stack, target.toAbsolutePath());
