@@ -49,7 +49,11 @@ final class Child implements AutoCloseable {
     cmd.add(System.getProperty("java.class.path"));
     cmd.add(Main.class.getName());
     cmd.addAll(args);
-    return new Child(name, cmd);
+    Child c = new Child(name, cmd);
+    if (!Main.logFormat.equals("text")) {
+      c.env(java.util.Map.of(Main.LOG_FORMAT, Main.logFormat));
+    }
+    return c;
   }
 
   /**
@@ -158,7 +162,11 @@ final class Child implements AutoCloseable {
     try (BufferedReader r = new BufferedReader(new InputStreamReader(p.getInputStream(), StandardCharsets.UTF_8))) {
       String line;
       while ((line = r.readLine()) != null) {
-        out.println("[" + name + "] " + line);
+        if (line.startsWith("{\"") && line.endsWith("}")) {
+          out.println("{\"process\":\"" + name + "\"," + line.substring(1)); // a JSON log line stays one
+        } else {
+          out.println("[" + name + "] " + line);
+        }
       }
     } catch (IOException e) {
       // the child is gone

@@ -101,6 +101,8 @@ final class DaemonCommand implements Callable<Integer> {
       description = "Log the counters every so often; 0: only at exit (default: ${DEFAULT-VALUE}).")
   int statsInterval;
 
+  @picocli.CommandLine.Mixin OpsOptions ops = new OpsOptions();
+
   @Option(names = "--ready-file", paramLabel = "PATH",
       description = "Create this file once serving (for scripts that wait for the daemon).")
   Path readyFile;
@@ -131,6 +133,7 @@ final class DaemonCommand implements Callable<Integer> {
       stats.scheduleAtFixedRate(() -> log.info("stats: {}", daemon.stats()), statsInterval, statsInterval,
           TimeUnit.SECONDS);
     }
+    OpsServer server = ops.start(OpsViews.daemon(daemon, device));
     SystemdFdStore systemd = SystemdFdStore.fromEnvironment();
     if (systemd != null) {
       systemd.notifyReady();
@@ -142,6 +145,9 @@ final class DaemonCommand implements Callable<Integer> {
       daemon.run();
     } finally {
       stats.shutdownNow();
+      if (server != null) {
+        server.close();
+      }
     }
     // run() returned: a hand-over (stop). Answer what was read, close objects, let go.
     shutdown(daemon, acquired);
@@ -180,7 +186,15 @@ final class DaemonCommand implements Callable<Integer> {
     BackendOptions options = config.fitBackend(BackendOptions.defaults());
     BlobSource def = backend == null ? null : new BackendBlobSource(Backends.open(backend, options));
     Map<String, BlobSource> named = new LinkedHashMap<>();
-    for (String d : domains) {
+    List<String> all = new ArrayList<>(domains);
+    if (Main.config != null) { // the config's domains, unless named here too
+      Main.config.domains().forEach((name, uri) -> {
+        if (domains.stream().noneMatch(d -> d.startsWith(name + "="))) {
+          all.add(name + "=" + uri);
+        }
+      });
+    }
+    for (String d : all) {
       int eq = d.indexOf('=');
       if (eq <= 0) {
         throw new IllegalArgumentException("--domain must be NAME=URI, not '" + d + "'");

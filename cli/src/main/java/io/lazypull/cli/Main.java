@@ -34,6 +34,8 @@ import picocli.CommandLine.Option;
       UmountCommand.class,
       SnapshotterCommand.class,
       PullCommand.class,
+      StatusCommand.class,
+      GcCommand.class,
       // images
       MkfsCommand.class,
       InspectCommand.class,
@@ -53,6 +55,68 @@ public final class Main implements Runnable {
   void setVerbose(boolean[] verbose) {
     Logger root = (Logger) LoggerFactory.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME);
     root.setLevel(verbose.length > 1 ? Level.TRACE : Level.DEBUG);
+  }
+
+  @Option(names = "--config", paramLabel = "FILE", scope = CommandLine.ScopeType.INHERIT,
+      description = "Settings from this YAML file (up, daemon, shim, status, gc; see docs/operations.md);"
+          + " options given here win.")
+  void setConfig(java.nio.file.Path file) {
+    // read before parsing (see execute): its values are the options' defaults
+  }
+
+  @Option(names = "--log-format", paramLabel = "text|json", scope = CommandLine.ScopeType.INHERIT,
+      description = "Log lines as text (default) or as one JSON object per line.")
+  void setLogFormat(String format) {
+    try {
+      logFormat(format);
+    } catch (CommandLine.TypeConversionException e) {
+      throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
+    }
+  }
+
+  /** The log format of this process, passed on to the processes it starts. */
+  static volatile String logFormat = "text";
+
+  /** Set by a parent for its children: their log format. */
+  static final String LOG_FORMAT = "LAZYPULL_LOG_FORMAT";
+
+  static void logFormat(String format) {
+    if (!format.equals("text") && !format.equals("json")) {
+      throw new CommandLine.TypeConversionException("--log-format must be text or json, not '" + format + "'");
+    }
+    if (format.equals(logFormat)) {
+      return;
+    }
+    logFormat = format;
+    Logger root = (Logger) LoggerFactory.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME);
+    var appender = (ch.qos.logback.core.ConsoleAppender<ch.qos.logback.classic.spi.ILoggingEvent>)
+        root.getAppender("STDERR");
+    if (appender == null) {
+      return;
+    }
+    appender.stop();
+    ch.qos.logback.core.encoder.Encoder<ch.qos.logback.classic.spi.ILoggingEvent> encoder;
+    if (format.equals("json")) {
+      var json = new ch.qos.logback.classic.encoder.JsonEncoder();
+      json.setWithSequenceNumber(false);
+      json.setWithNanoseconds(false);
+      json.setWithContext(false);
+      json.setWithArguments(false);
+      json.setWithMarkers(false);
+      json.setWithMDC(false);
+      json.setWithKVPList(false);
+      json.setWithMessage(false);
+      json.setWithFormattedMessage(true); // "message": the line as text shows it
+      encoder = json;
+    } else {
+      var text = new ch.qos.logback.classic.encoder.PatternLayoutEncoder();
+      text.setPattern("%d{HH:mm:ss.SSS} %-5level [%thread] %logger{0}: %msg%n");
+      encoder = text;
+    }
+    encoder.setContext(root.getLoggerContext());
+    encoder.start();
+    appender.setEncoder(encoder);
+    appender.start();
   }
 
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
@@ -84,12 +148,58 @@ public final class Main implements Runnable {
         System.err.println("lazypull: ignoring " + DIE_WITH_PARENT + "=" + parent + ": " + e.getMessage());
       }
     }
+    String format = System.getenv(LOG_FORMAT);
+    if (format != null) {
+      logFormat(format);
+    }
     System.exit(execute(args));
   }
 
-  /** Runs the command line and returns the exit code: 0 ok, 1 failure, 2 usage error. */
+  /** The config file the command line names, once read (null: none). */
+  static volatile ConfigFile config;
+
+  /**
+   * Runs the command line and returns the exit code: 0 ok, 1 failure, 2 usage error (a bad
+   * config file too: one line naming the key and its line).
+   */
   public static int execute(String... args) {
-    return newCommandLine().execute(args);
+    CommandLine cl = newCommandLine();
+    java.nio.file.Path file = configArg(args);
+    if (file != null) {
+      try {
+        config = ConfigFile.load(file);
+      } catch (java.io.IOException e) {
+        cl.getErr().println("lazypull: " + e.getMessage());
+        cl.getErr().flush();
+        return 2;
+      }
+      String level = config.get("log.level");
+      if (level != null) {
+        ((Logger) LoggerFactory.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME)).setLevel(Level.toLevel(level));
+      }
+      String format = config.get("log.format");
+      if (format != null) {
+        logFormat(format);
+      }
+      cl.setDefaultValueProvider(config.defaults(null));
+    }
+    return cl.execute(args);
+  }
+
+  /** The value of --config (or --config=FILE) in {@code args}, or null. */
+  static java.nio.file.Path configArg(String[] args) {
+    for (int i = 0; i < args.length; i++) {
+      if (args[i].equals("--")) {
+        break;
+      }
+      if (args[i].equals("--config") && i + 1 < args.length) {
+        return java.nio.file.Path.of(args[i + 1]);
+      }
+      if (args[i].startsWith("--config=")) {
+        return java.nio.file.Path.of(args[i].substring("--config=".length()));
+      }
+    }
+    return null;
   }
 
   static CommandLine newCommandLine() {

@@ -28,7 +28,9 @@ import picocli.CommandLine.Option;
       "these files (file-backed, no loop devices).",
       "",
       "Cached ranges persist in --cache-dir (<volume>/<blob>, sparse; a blob whose size",
-      "changes is discarded), across restarts of the shim and of the daemon.",
+      "changes is discarded), across restarts of the shim and of the daemon. --cache-size",
+      "bounds them: least recently used windows are evicted (punched), never a range a",
+      "reader is using; blobs no mount uses are removed after --cache-grace.",
       "",
       "Failover, as the kernel's: when the daemon dies its objects close but pending reads",
       "wait; a new daemon that takes the device socket back from a holder writes",
@@ -93,6 +95,10 @@ final class ShimCommand implements Callable<Integer> {
   @Option(names = "--fuse-debug", description = "libfuse's debug output on stderr.")
   boolean fuseDebug;
 
+  @picocli.CommandLine.Mixin CacheOptions cacheOptions = new CacheOptions();
+
+  @picocli.CommandLine.Mixin OpsOptions ops = new OpsOptions();
+
   @Override
   public Integer call() throws Exception {
     if (daemonTimeout.toMillis() < 1) {
@@ -122,6 +128,14 @@ final class ShimCommand implements Callable<Integer> {
     }
   }
 
+  private io.lazypull.shim.CacheBudget.Config budget(boolean fanotify) throws java.io.IOException {
+    try {
+      return cacheOptions.config(cacheDir, fanotify);
+    } catch (picocli.CommandLine.TypeConversionException e) {
+      throw new picocli.CommandLine.ParameterException(spec.commandLine(), e.getMessage());
+    }
+  }
+
   private Integer runFanotify() throws Exception {
     Files.createDirectories(cacheDir);
     String why = io.lazypull.sys.Fanotify.probePreContent(cacheDir);
@@ -129,22 +143,32 @@ final class ShimCommand implements Callable<Integer> {
       throw new IllegalStateException("fanotify pre-content events do not work here (" + why
           + "): use --frontend fuse");
     }
-    FanotifyRelay relay = FanotifyRelay.start(cacheDir, socket, holder, daemonTimeout);
+    FanotifyRelay relay = FanotifyRelay.start(cacheDir, socket, holder, daemonTimeout,
+        budget(true));
+    OpsServer server = ops.start(OpsViews.shim(relay.shim(), relay, null));
     RelayStopper stopper = new RelayStopper(relay);
     stopper.install();
     log.info("relay ready: mount images with 'lazypull mount --frontend fanotify --cache-dir {}', serve them with"
         + " 'lazypull daemon --device shim:{}'", relay.shim().cacheDir(), relay.shim().socket());
     stopper.awaitStopped();
+    if (server != null) {
+      server.close();
+    }
     return 0;
   }
 
   private Integer runFuse() throws Exception {
     Files.createDirectories(cacheDir);
-    FuseShim shim = FuseShim.start(mountpoint, cacheDir, socket, new FuseShim.Options(fuseOptions, fuseDebug, daemonTimeout));
+    FuseShim shim = FuseShim.start(mountpoint, cacheDir, socket,
+        new FuseShim.Options(fuseOptions, fuseDebug, daemonTimeout, budget(false)));
+    OpsServer server = ops.start(OpsViews.shim(shim.shim(), null, shim.mountpoint().toString()));
     AtomicBoolean hookRan = new AtomicBoolean();
     CountDownLatch stopped = new CountDownLatch(1);
     Thread hook = new Thread(() -> {
       hookRan.set(true);
+      if (server != null) {
+        server.close();
+      }
       log.info("stopping: unmounting {}", shim.mountpoint());
       shim.close();
       stopped.countDown();

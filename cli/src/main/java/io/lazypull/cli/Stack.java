@@ -43,6 +43,13 @@ final class Stack implements AutoCloseable {
   final Path state;
   final Path holderSock;
   final Path shimSock;
+  /** The shim's (or relay's) and the daemon's ops sockets: metrics and status. */
+  final Path shimOps;
+  final Path daemonOps;
+  /** Extra shim arguments (the cache's bound: --cache-size ...). */
+  final List<String> shimArgs = new ArrayList<>();
+  /** What is mounted, for status: target -> (fsid, domain). */
+  final Map<Path, String[]> mounted = new java.util.concurrent.ConcurrentHashMap<>();
   final String backend;
   /** Environment for the daemon (backend credentials). */
   final Map<String, String> env = new HashMap<>();
@@ -72,6 +79,8 @@ final class Stack implements AutoCloseable {
     this.state = Files.createDirectories(this.dir.resolve("state"));
     this.holderSock = run.resolve("holder.sock");
     this.shimSock = run.resolve("shim.sock");
+    this.shimOps = run.resolve("shim-ops.sock");
+    this.daemonOps = run.resolve("daemon-ops.sock");
     this.backend = backend;
   }
 
@@ -199,13 +208,18 @@ final class Stack implements AutoCloseable {
       if (holder == null || !holder.isAlive()) {
         startHolder(); // it keeps the relay's fanotify group: without it a dead relay lets zeros through
       }
-      shim = started(logged(Child.lazypull("relay", "256m", List.of("shim", "--frontend", "fanotify",
-          "--cache-dir", cacheDir.toString(), "--socket", shimSock.toString(), "--holder", holderSock.toString()))));
+      List<String> args = new ArrayList<>(List.of("shim", "--frontend", "fanotify",
+          "--cache-dir", cacheDir.toString(), "--socket", shimSock.toString(), "--holder", holderSock.toString(),
+          "--ops-socket", shimOps.toString()));
+      args.addAll(shimArgs);
+      shim = started(logged(Child.lazypull("relay", "256m", args)));
       await("the fanotify relay", this::relayListens, shim);
       return this;
     }
-    shim = started(logged(Child.lazypull("shim", "256m", List.of("shim", "--mountpoint", shimDir.toString(),
-        "--cache-dir", cacheDir.toString(), "--socket", shimSock.toString()))));
+    List<String> args = new ArrayList<>(List.of("shim", "--frontend", "fuse", "--mountpoint", shimDir.toString(),
+        "--cache-dir", cacheDir.toString(), "--socket", shimSock.toString(), "--ops-socket", shimOps.toString()));
+    args.addAll(shimArgs);
+    shim = started(logged(Child.lazypull("shim", "256m", args)));
     await("the shim", () -> isFuseMounted(shimDir) && Files.exists(shimSock), shim);
     return this;
   }
@@ -226,7 +240,7 @@ final class Stack implements AutoCloseable {
     Files.deleteIfExists(readyFile()); // left by an earlier run in the same directory
     List<String> args = new ArrayList<>(List.of("daemon", "--device",
         frontend == Frontends.KERNEL ? "kernel" : "shim:" + shimSock, "--state-dir", state.toString(), "--stats-interval", "0",
-        "--ready-file", readyFile().toString()));
+        "--ready-file", readyFile().toString(), "--ops-socket", daemonOps.toString()));
     if (backend != null) {
       args.addAll(List.of("--backend", backend));
     }
@@ -336,12 +350,14 @@ final class Stack implements AutoCloseable {
       throw why == null ? e : new IOException(e.getMessage() + "; fetched directly: " + why, e);
     }
     mounts.add(target);
+    mounted.put(target, new String[] {fsid, domain == null ? fsid : domain});
   }
 
   /** Unmounts {@code target} (lazily if it is busy). */
   void umount(Path target) throws IOException {
     Mounts.unmountOrDetach(target);
     mounts.remove(target);
+    mounted.remove(target);
   }
 
   /** Bytes held in the shim's cache files (what SEEK_DATA finds): what was fetched. */

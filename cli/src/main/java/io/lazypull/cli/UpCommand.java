@@ -39,11 +39,15 @@ import picocli.CommandLine.Parameters;
       "",
       "Layout under --cache-dir: shim/ (the shim's mountpoint), blobs/ (cached blob",
       "ranges, kept across runs), state/ (the daemon's), run/ (sockets), fscache/ (kernel).",
+      "",
+      "Metrics and status of every process: run/lazypull.sock ('lazypull status', 'lazypull",
+      "gc'), and --metrics-address. --cache-size bounds blobs/ (not with --frontend kernel).",
     })
 final class UpCommand implements Callable<Integer> {
   private static final Logger log = LoggerFactory.getLogger(UpCommand.class);
 
-  @Option(names = "--backend", required = true, paramLabel = "URI", description = "Where the blobs are (see 'lazypull daemon --help').")
+  @Option(names = "--backend", paramLabel = "URI",
+      description = "Where the blobs are (see 'lazypull daemon --help'); required here or in --config.")
   String backend;
 
   @Option(names = "--fsid", required = true, paramLabel = "DIGEST", description = "The image: its meta blob's sha256.")
@@ -67,6 +71,17 @@ final class UpCommand implements Callable<Integer> {
   @Parameters(index = "0", paramLabel = "TARGET", description = "Where to mount the image.")
   Path target;
 
+  @CommandLine.Mixin CacheOptions cacheOptions = new CacheOptions();
+
+  @Option(names = "--ops-socket", paramLabel = "PATH",
+      description = "Metrics (GET /metrics) and status (GET /status) of every process, on this unix socket"
+          + " (default: DIR/run/lazypull.sock; 'lazypull status --cache-dir DIR' reads it).")
+  Path opsSocket;
+
+  @Option(names = "--metrics-address", paramLabel = "HOST:PORT",
+      description = "Serve the same over TCP too, e.g. 127.0.0.1:9464 (unauthenticated: keep it local).")
+  String metricsAddress;
+
   private volatile boolean stopping;
 
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
@@ -83,20 +98,36 @@ final class UpCommand implements Callable<Integer> {
     } else {
       chosen = Frontends.parse(frontend);
     }
+    if (chosen == Frontends.KERNEL && cacheOptions.cacheSize != null) {
+      throw new CommandLine.ParameterException(spec.commandLine(), "--cache-size bounds the shim's and the relay's"
+          + " cache; with --frontend kernel the kernel's cachefiles owns the cache (docs/operations.md)");
+    }
     Stack stack = new Stack(cacheDir, backend).frontend(chosen).childrenDieWithUs().lock();
     DeadMounts.clear(stack, target.toAbsolutePath());
     stack.daemonArgs.addAll(daemonArgs);
+    stack.shimArgs.addAll(cacheOptions.args());
+    if (Main.config != null) { // the daemon and the shim read the same file (their own keys)
+      stack.daemonArgs.addAll(List.of("--config", Main.config.file.toAbsolutePath().toString()));
+      stack.shimArgs.addAll(List.of("--config", Main.config.file.toAbsolutePath().toString()));
+    }
     if (domain != null) {
       stack.daemonArgs.addAll(List.of("--domain", domain + "=" + backend));
     }
+    OpsServer[] opsRef = new OpsServer[1];
     Thread hook = new Thread(() -> {
       stopping = true;
+      if (opsRef[0] != null) {
+        opsRef[0].close();
+      }
       stack.close();
       log.info("up: stopped");
     }, "up-shutdown");
     Runtime.getRuntime().addShutdownHook(hook);
 
     stack.startHolder().startShim().startDaemon();
+    OpsServer ops = OpsServer.start(opsSocket != null ? opsSocket : stack.run.resolve("lazypull.sock"),
+        metricsAddress, OpsViews.up(stack));
+    opsRef[0] = ops;
     stack.mount(fsid, domain, target.toAbsolutePath());
     log.info("up: {} mounted on {}; Ctrl-C to unmount and stop", fsid, target);
 
@@ -119,14 +150,18 @@ final class UpCommand implements Callable<Integer> {
    * (a bad fsid used to be found by the mount, after the holder, shim and daemon were up).
    */
   private void checkArguments() throws IOException {
+    if (backend == null) {
+      throw new CommandLine.ParameterException(spec.commandLine(), "give a backend: --backend URI (or 'backend:' in --config)");
+    }
     try {
       MountCommand.checkFsid(fsid);
       MountCommand.checkDomain(domain);
       if (!frontend.equals("auto")) {
         Frontends.parse(frontend);
       }
+      cacheOptions.config(cacheDir, frontend.equals("fanotify")); // a bad --cache-size before anything starts
       Backends.open(backend, BackendOptions.defaults()).close(); // parses the URI; a file:// dir must exist
-    } catch (IllegalArgumentException e) {
+    } catch (IllegalArgumentException | CommandLine.TypeConversionException e) {
       throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
     }
     if (!Files.isDirectory(target)) {

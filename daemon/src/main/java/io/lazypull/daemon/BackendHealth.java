@@ -39,6 +39,13 @@ final class BackendHealth {
         s -> new CircuitBreaker(s.describe(), firstWaitNanos, maxWaitNanos, System::nanoTime));
   }
 
+  /** The breaker state of every backend used so far ("closed", "open", "probing"), by description. */
+  Map<String, String> states() {
+    Map<String, String> out = new java.util.TreeMap<>();
+    breakers.forEach((s, b) -> out.put(s.describe(), b.state().name().toLowerCase(java.util.Locale.ROOT)));
+    return out;
+  }
+
   /** True if a request may go to {@code source}; false (counted) while it does not answer. */
   boolean allows(BlobSource source) {
     boolean ok = of(source).allows();

@@ -70,6 +70,7 @@ public final class Daemon implements AutoCloseable {
   private final long readTimeoutNanos;
   private final Fetcher fetcher;
   private final Path privateStateDir; // deleted on close when we made it
+  private final Path tmpDir; // this process's temp files (state/tmp/PID)
   private final AtomicLong inFlight = new AtomicLong(); // requests read but not yet answered
   private volatile boolean stopping;
   private boolean closed; // guarded by this
@@ -87,7 +88,9 @@ public final class Daemon implements AutoCloseable {
     if (state == null) {
       state = privateStateDir;
     }
-    Path tmp = Files.createDirectories(state.resolve("tmp"));
+    removeLeftovers(Files.createDirectories(state.resolve("tmp")));
+    Path tmp = Files.createDirectories(state.resolve("tmp").resolve(Long.toString(ProcessHandle.current().pid())));
+    this.tmpDir = tmp;
     this.openPool = Executors.newFixedThreadPool(Math.min(4, config.threads()), named("open"));
     this.fetchPool = Executors.newFixedThreadPool(config.threads(), named("fetch"));
     this.timer = Executors.newSingleThreadScheduledExecutor(named("deadline"));
@@ -317,6 +320,36 @@ public final class Daemon implements AutoCloseable {
     return metrics.snapshot();
   }
 
+  /** Every backend used so far, and every one of the domains: breaker state, requests, latency. */
+  public java.util.List<BackendStats> backendStats() {
+    Map<String, String> states = health.states();
+    java.util.Set<String> names = new java.util.TreeSet<>(states.keySet());
+    names.addAll(metrics.backends.keySet());
+    names.addAll(domains.describeSources());
+    java.util.List<BackendStats> out = new java.util.ArrayList<>();
+    for (String n : names) {
+      out.add(metrics.backends.getOrDefault(n, new BackendMetrics()).snapshot(n, states.getOrDefault(n, "closed")));
+    }
+    return out;
+  }
+
+  /** Requests read from the device and not answered yet. */
+  public long inFlight() {
+    return inFlight.get();
+  }
+
+  /** The objects the device has open, as (domain, blob, size). */
+  public java.util.List<OpenObject> openObjects() {
+    java.util.List<OpenObject> out = new java.util.ArrayList<>();
+    for (CacheObject o : objects.values()) {
+      out.add(new OpenObject(o.blob.domain(), o.blob.digest(), o.size));
+    }
+    return out;
+  }
+
+  /** An object the device has open. */
+  public record OpenObject(String domain, String blob, long size) {}
+
   /**
    * Asks {@link #run()} to return after the request it is handling. Requests already read are
    * still answered (see {@link #close()}).
@@ -360,10 +393,34 @@ public final class Daemon implements AutoCloseable {
       }
     }
     device.close();
+    deleteTree(tmpDir);
     if (privateStateDir != null) {
       deleteTree(privateStateDir);
     }
     log.info("stopped: {}", metrics.snapshot());
+  }
+
+  /**
+   * The temp files of whole-blob fetches that killed daemons left: each daemon has its own
+   * directory, tmp/PID; those of processes that are gone are removed.
+   */
+  private static void removeLeftovers(Path tmp) {
+    try (var dirs = Files.list(tmp)) {
+      for (Path d : (Iterable<Path>) dirs::iterator) {
+        long pid;
+        try {
+          pid = Long.parseLong(d.getFileName().toString());
+        } catch (NumberFormatException e) {
+          continue;
+        }
+        if (pid != ProcessHandle.current().pid() && ProcessHandle.of(pid).isEmpty()) {
+          deleteTree(d);
+          log.debug("removed {}, left by a daemon that was killed", d);
+        }
+      }
+    } catch (IOException e) {
+      log.warn("listing {}: {}", tmp, e.getMessage());
+    }
   }
 
   private static void deleteTree(Path dir) {

@@ -42,6 +42,16 @@ public final class Domains {
     }
   }
 
+  /** The descriptions of every backend: the default one and the domains'. */
+  java.util.Set<String> describeSources() {
+    java.util.Set<String> out = new java.util.TreeSet<>();
+    if (defaultSource != null) {
+      out.add(defaultSource.describe());
+    }
+    named.values().forEach(b -> out.add(b.describe()));
+    return out;
+  }
+
   public BlobRef resolve(String volumeKey, String cookieKey) throws UnknownBlobException {
     String domain = CacheFiles.erofsDomain(volumeKey);
     if (domain == null) {

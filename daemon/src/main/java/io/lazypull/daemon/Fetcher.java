@@ -198,12 +198,19 @@ final class Fetcher {
   /** One backend request; whether the backend answered it goes to its circuit breaker. */
   private void readFromBackend(CacheObject obj, long offset, ByteBuffer buf) throws IOException {
     BlobSource source = obj.blob.source();
+    BackendMetrics m = metrics.backend(source);
+    m.requests.increment();
+    long t0 = System.nanoTime();
+    int before = buf.position();
     try {
       source.readFully(obj.blob.digest(), offset, buf);
     } catch (IOException e) {
+      m.errors.increment();
       health.failed(source, e, probe(obj.blob, obj.size, offset));
       throw e;
     }
+    m.observe(System.nanoTime() - t0);
+    m.bytes.add(buf.position() - before);
     health.answered(source);
   }
 

@@ -18,6 +18,12 @@ final class Metrics {
   final LongAdder bytesFetched = new LongAdder();
   final LongAdder bytesWritten = new LongAdder();
   final LongAdder integrityFailures = new LongAdder();
+  /** Per backend (by its description): requests, bytes, latency. */
+  final java.util.Map<String, BackendMetrics> backends = new java.util.concurrent.ConcurrentHashMap<>();
+
+  BackendMetrics backend(BlobSource source) {
+    return backends.computeIfAbsent(source.describe(), k -> new BackendMetrics());
+  }
 
   DaemonStats snapshot() {
     return new DaemonStats(opens.sum(), openFailures.sum(), closes.sum(), reads.sum(), readFailures.sum(),

@@ -28,11 +28,12 @@ public final class Shim implements Closeable {
   private final DeviceServer server;
   private final ShimFiles files;
   private final ShimStats stats = new ShimStats();
+  private final CacheBudget budget;
   private final ScheduledExecutorService ticker;
   private final AtomicBoolean closed = new AtomicBoolean();
   private final Path socket;
 
-  private Shim(Path cacheDir, Path socket, Duration maxWait) throws IOException {
+  private Shim(Path cacheDir, Path socket, Duration maxWait, CacheBudget.Config budgetConfig) throws IOException {
     this.socket = socket.toAbsolutePath();
     long nofile = Posix.raiseNoFileLimit(); // an fd per object (cache file) and per anon socket
     log.debug("RLIMIT_NOFILE {}", nofile);
@@ -50,7 +51,8 @@ public final class Shim implements Closeable {
       throw e;
     }
     this.server = s;
-    this.files = new ShimFiles(cache, store, stats);
+    this.budget = new CacheBudget(store, cache, budgetConfig);
+    this.files = new ShimFiles(cache, store, stats, budget);
     this.ticker = Executors.newSingleThreadScheduledExecutor(r -> {
       Thread t = new Thread(r, "shim-stats");
       t.setDaemon(true);
@@ -79,7 +81,33 @@ public final class Shim implements Closeable {
    * (see {@link OndemandCache#maxWaitNanos()}).
    */
   public static Shim start(Path cacheDir, Path socket, Duration maxWait) throws IOException {
-    return new Shim(cacheDir, socket, maxWait);
+    return new Shim(cacheDir, socket, maxWait, CacheBudget.Config.unbounded());
+  }
+
+  /** As {@link #start(Path, Path, Duration)}, with the cache bounded by {@code budget}. */
+  public static Shim start(Path cacheDir, Path socket, Duration maxWait, CacheBudget.Config budget)
+      throws IOException {
+    return new Shim(cacheDir, socket, maxWait, budget);
+  }
+
+  /**
+   * Starts the eviction pass (every second): after the front end has set its rules ({@link
+   * CacheBudget#puncher}) and taken over the cache files a predecessor left (a pass may open
+   * cache files, and a file opened here first cannot be adopted any more).
+   */
+  public void startEviction() {
+    ticker.scheduleWithFixedDelay(() -> {
+      try {
+        budget.pass(false);
+      } catch (RuntimeException e) {
+        log.warn("eviction pass: {}", e.toString());
+      }
+    }, 0, 1, TimeUnit.SECONDS);
+  }
+
+  /** The cache's bound and accounting. */
+  public CacheBudget budget() {
+    return budget;
   }
 
   public ShimFiles files() {

@@ -70,13 +70,15 @@ public final class ShimFiles {
   private final OndemandCache cache;
   private final CacheStore store;
   private final ShimStats stats;
+  private final CacheBudget budget;
   private final Map<Long, Handle> handles = new ConcurrentHashMap<>();
   private final AtomicLong nextFh = new AtomicLong(1);
 
-  ShimFiles(OndemandCache cache, CacheStore store, ShimStats stats) {
+  ShimFiles(OndemandCache cache, CacheStore store, ShimStats stats, CacheBudget budget) {
     this.cache = cache;
     this.store = store;
     this.stats = stats;
+    this.budget = budget;
   }
 
   // ---------------------------------------------------------------- names
@@ -219,12 +221,24 @@ public final class ShimFiles {
     if (offset < 0) {
       return -Errno.EINVAL;
     }
+    if (offset >= o.size() || want == 0) {
+      return fetch(o, offset, want) < 0 ? -Errno.EIO : 0;
+    }
+    // Pinned from the check to the pread: eviction punching the range in between would make
+    // the pread return the zeros of a hole.
+    java.nio.file.Path file = o.file().path();
+    budget.pin(file, offset, want);
+    try {
+      return readPinned(o, dst, offset, want);
+    } finally {
+      budget.unpin(file, offset, want);
+    }
+  }
+
+  private int readPinned(CacheObject o, ByteBuffer dst, long offset, int want) {
     int reads = fetch(o, offset, want);
     if (reads < 0) {
       return reads;
-    }
-    if (offset >= o.size() || want == 0) {
-      return 0;
     }
     if (reads == 0) {
       stats.cacheHits.increment();
@@ -282,33 +296,48 @@ public final class ShimFiles {
           return asked.size();
         }
         List<PendingRequest> reads = new ArrayList<>(holes.size());
-        for (long[] hole : holes) {
-          Integer earlier = asked.get(hole[0]);
-          if (earlier != null) {
-            return failed(o, offset, length, "READ msg " + Integer.toUnsignedString(earlier)
-                + " was completed without data at " + hole[0], -Errno.EIO);
+        long reserved = budget.reserve(o.file(), holes.get(0)[0], holes.get(holes.size() - 1)[1] - holes.get(0)[0]);
+        try {
+          int r = requestAndAwait(o, offset, length, holes, asked, reads, deadline);
+          if (r < 0) {
+            return r;
           }
-          PendingRequest r = cache.requestRead(o, hole[0], hole[1] - hole[0]);
-          stats.readRequests.increment();
-          asked.put(hole[0], r.msgId());
-          reads.add(r);
-        }
-        for (PendingRequest r : reads) {
-          int res = r.await(log, LOG_EVERY_MILLIS, deadline);
-          if (res == -Errno.ETIMEDOUT) {
-            reads.forEach(cache::abandon);
-            return failed(o, offset, length, "no answer from the daemon within "
-                + java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(cache.maxWaitNanos()) + " ms to " + r
-                + " (no daemon serving?)", -Errno.EIO);
-          }
-          if (res < 0) {
-            return failed(o, offset, length, r + ": " + Errno.describe(-res), res);
-          }
+        } finally {
+          budget.settle(o.file(), reserved);
         }
       }
     } catch (ErrnoException e) {
       return failed(o, offset, length, e.getMessage(), -e.errno());
     }
+  }
+
+  /** Sends a READ for each hole and waits for them; 0, or -errno. */
+  private int requestAndAwait(CacheObject o, long offset, long length, List<long[]> holes, Map<Long, Integer> asked,
+      List<PendingRequest> reads, long deadline) {
+    for (long[] hole : holes) {
+      Integer earlier = asked.get(hole[0]);
+      if (earlier != null) {
+        return failed(o, offset, length, "READ msg " + Integer.toUnsignedString(earlier)
+            + " was completed without data at " + hole[0], -Errno.EIO);
+      }
+      PendingRequest r = cache.requestRead(o, hole[0], hole[1] - hole[0]);
+      stats.readRequests.increment();
+      asked.put(hole[0], r.msgId());
+      reads.add(r);
+    }
+    for (PendingRequest r : reads) {
+      int res = r.await(log, LOG_EVERY_MILLIS, deadline);
+      if (res == -Errno.ETIMEDOUT) {
+        reads.forEach(cache::abandon);
+        return failed(o, offset, length, "no answer from the daemon within "
+            + java.util.concurrent.TimeUnit.NANOSECONDS.toMillis(cache.maxWaitNanos()) + " ms to " + r
+            + " (no daemon serving?)", -Errno.EIO);
+      }
+      if (res < 0) {
+        return failed(o, offset, length, r + ": " + Errno.describe(-res), res);
+      }
+    }
+    return 0;
   }
 
   /**

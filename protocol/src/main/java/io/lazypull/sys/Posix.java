@@ -263,6 +263,18 @@ public final class Posix {
     }
   }
 
+  /**
+   * fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE): [offset, offset+length) becomes a
+   * hole (SEEK_HOLE finds it, reads give zeros, its blocks are freed); the size stays. Whole
+   * blocks are freed; partial ones are zeroed.
+   */
+  public static void punchHole(int fd, long offset, long length) throws ErrnoException {
+    if (LibC.fallocate(fd, 0x02 /* PUNCH_HOLE */ | 0x01 /* KEEP_SIZE */, offset, length) < 0) {
+      throw new ErrnoException("fallocate(PUNCH_HOLE)", Native.getLastError(), "fd " + fd + " [" + offset
+          + ", +" + length + ")");
+    }
+  }
+
   public static void fsync(int fd) throws ErrnoException {
     if (LibC.fsync(fd) < 0) {
       throw new ErrnoException("fsync", Native.getLastError(), "fd " + fd);

@@ -1,5 +1,6 @@
 package io.lazypull.shim.fanotify;
 
+import io.lazypull.shim.CacheBudget;
 import io.lazypull.shim.Shim;
 import io.lazypull.shim.ShimFiles;
 import io.lazypull.shim.ondemand.CacheObject;
@@ -78,6 +79,14 @@ public final class FanotifyRelay implements Closeable {
     boolean marked;
     /** Guarded by this: the holder has a copy of {@link #fd} (opened before any mark). */
     boolean kept;
+    /** Guarded by this: when the current mark was added (millis); eviction waits a guard after it. */
+    long markedAt;
+    /**
+     * Guarded by this: a mount may have opened the file while it was not marked (a complete blob,
+     * a meta blob, a predecessor's file): its reads raise no events at all, so no range of it may
+     * be punched while it is open elsewhere.
+     */
+    boolean openedUnmarked;
 
     Blob(String volumeKey, String cookieKey, StoreFile file, Posix.FileId id) {
       this.volumeKey = volumeKey;
@@ -121,6 +130,8 @@ public final class FanotifyRelay implements Closeable {
   private final AtomicInteger inFlight = new AtomicInteger();
   private final AtomicBoolean closed = new AtomicBoolean();
   private final RelayStats stats = new RelayStats();
+  private final CacheBudget budget;
+  private final long guardMillis;
   private volatile boolean stopping;
 
   private FanotifyRelay(Shim shim, GroupLease lease, int group, int stopFd, int mountinfoFd) throws IOException {
@@ -144,6 +155,8 @@ public final class FanotifyRelay implements Closeable {
       t.setDaemon(true);
       return t;
     });
+    this.budget = shim.budget();
+    this.guardMillis = budget.config().guard().toMillis();
     this.control = ControlServer.start(RelayClient.socketPath(shim.cacheDir()), new ControlHandler());
   }
 
@@ -162,7 +175,16 @@ public final class FanotifyRelay implements Closeable {
   /** As {@link #start(Path, Path, Path)}; an event waits at most {@code maxWait} for the daemon's answer. */
   public static FanotifyRelay start(Path cacheDir, Path socket, Path holder, java.time.Duration maxWait)
       throws IOException {
-    Shim shim = Shim.start(cacheDir, socket, maxWait); // raises RLIMIT_NOFILE: read the limit after it
+    return start(cacheDir, socket, holder, maxWait, CacheBudget.Config.unbounded());
+  }
+
+  /**
+   * As {@link #start(Path, Path, Path, java.time.Duration)}, the cache bounded by {@code budget}
+   * (its guard: how long after an event's answer its range may not be evicted).
+   */
+  public static FanotifyRelay start(Path cacheDir, Path socket, Path holder, java.time.Duration maxWait,
+      CacheBudget.Config budget) throws IOException {
+    Shim shim = Shim.start(cacheDir, socket, maxWait, budget); // raises RLIMIT_NOFILE: read the limit after it
     GroupLease lease = null;
     GroupLease.Adopted adopted = null;
     int group = -1;
@@ -192,6 +214,8 @@ public final class FanotifyRelay implements Closeable {
         r.registerAdopted(adopted.files().keySet());
       }
       r.startThreads();
+      shim.budget().puncher(r.new RelayPuncher());
+      shim.startEviction(); // after the adoption: a pass may open cache files
       return r;
     } catch (IOException | RuntimeException e) {
       Posix.closeQuietly(mountinfo);
@@ -225,6 +249,8 @@ public final class FanotifyRelay implements Closeable {
         synchronized (b) {
           b.marked = true; // maybe: unmarking an unmarked file is harmless
           b.kept = true;
+          b.markedAt = System.currentTimeMillis();
+          b.openedUnmarked = true; // the predecessor's mounts: unknown
         }
         blobsById.put(b.id, b);
         blobsByKey.put(List.of(volumeKey, cookieKey), b);
@@ -255,6 +281,17 @@ public final class FanotifyRelay implements Closeable {
 
   public RelayStats stats() {
     return stats;
+  }
+
+  /** The images mounted through this relay: (mount point, meta blob's cache file). */
+  public List<Map.Entry<String, String>> mountedImages() {
+    List<Map.Entry<String, String>> out = new ArrayList<>();
+    synchronized (mounts) {
+      for (MountedImage m : mounts) {
+        out.add(Map.entry(m.target(), m.source()));
+      }
+    }
+    return out;
   }
 
   /**
@@ -305,12 +342,21 @@ public final class FanotifyRelay implements Closeable {
       try {
         Blob b = register(req.domain(), req.blob(), o);
         if (req.whole()) {
-          int r = files.fetch(o, 0, o.size());
+          synchronized (b) {
+            b.openedUnmarked = true; // the mount reads it through the page cache: never an event
+          }
+          int r;
+          budget.pin(b.path, 0, o.size());
+          try {
+            r = files.fetch(o, 0, o.size());
+            if (r >= 0 && !ShimFiles.isCached(o, 0, o.size())) {
+              r = -Errno.EIO;
+            }
+          } finally {
+            budget.unpin(b.path, 0, o.size());
+          }
           if (r < 0) {
             return RelayWire.Reply.error(req.tag(), r);
-          }
-          if (!ShimFiles.isCached(o, 0, o.size())) {
-            return RelayWire.Reply.error(req.tag(), -Errno.EIO);
           }
           synchronized (session) {
             session.metaPath = b.path;
@@ -391,6 +437,7 @@ public final class FanotifyRelay implements Closeable {
       }
       CacheObject o = b.object;
       if (ShimFiles.isCached(o, 0, o.size())) {
+        b.openedUnmarked = true; // the mount opens it unmarked: it can never raise events
         return true;
       }
       if (!b.kept) {
@@ -403,11 +450,80 @@ public final class FanotifyRelay implements Closeable {
         }
         b.kept = true;
       }
-      Fanotify.markFd(group, Fanotify.FAN_MARK_ADD, Fanotify.FAN_PRE_ACCESS, b.fd);
-      b.marked = true;
-      stats.marks.increment();
+      mark(b);
       log.info("marked {} ({}, {} bytes) for pre-content events", b, b.path, o.size());
       return false;
+    }
+  }
+
+  /** Marks {@code b} FAN_PRE_ACCESS, the holder keeping its fd first. Called holding b's lock. */
+  private void mark(Blob b) throws ErrnoException {
+    if (!b.kept) {
+      String name = shim.cacheDir().relativize(b.path).toString();
+      try {
+        lease.keepFile(name, b.fd);
+      } catch (IOException e) {
+        throw new ErrnoException("mark", Errno.EIO, b + ": the holder that keeps the fanotify group across relay"
+            + " restarts did not take the file (" + e.getMessage() + "); not marked");
+      }
+      b.kept = true;
+    }
+    Fanotify.markFd(group, Fanotify.FAN_MARK_ADD, Fanotify.FAN_PRE_ACCESS, b.fd);
+    b.marked = true;
+    b.markedAt = System.currentTimeMillis();
+    stats.marks.increment();
+  }
+
+  /**
+   * Eviction's rules on this front end (see CacheBudget): a range of a cache file becomes a hole
+   * only while the file is marked, so that a read of it raises an event and waits for the data
+   * again: a complete blob (unmarked) is marked first, and punched only {@code guard} later (a
+   * read that passed the unmarked file before the mark has finished by then); never while a
+   * mount that opened the file unmarked has it open. Ranges allowed within the guard are not
+   * chosen (the budget's ages), and ranges an event is being answered for are pinned.
+   */
+  private final class RelayPuncher implements CacheBudget.Puncher {
+    @Override
+    public boolean punch(StoreFile f, long offset, long length) throws ErrnoException {
+      Blob b = null;
+      for (Blob x : blobsById.values()) {
+        if (x.path.equals(f.path())) {
+          b = x;
+          break;
+        }
+      }
+      if (b == null) {
+        // No mount of this relay's life has it; a file open elsewhere may be an older mount's.
+        if (Posix.openElsewhere(f.fd())) {
+          return false;
+        }
+        Posix.punchHole(f.fd(), offset, length);
+        return true;
+      }
+      synchronized (b) {
+        long now = System.currentTimeMillis();
+        if (!b.marked) {
+          mark(b);
+          log.info("marked {} again before evicting ranges of it", b);
+        }
+        if (b.openedUnmarked) {
+          if (Posix.openElsewhere(b.fd)) {
+            return false;
+          }
+          b.openedUnmarked = false; // opened from now on, it is opened marked
+          b.markedAt = now;
+        }
+        if (now - b.markedAt < guardMillis) {
+          return false;
+        }
+        Posix.punchHole(b.fd, offset, length);
+        return true;
+      }
+    }
+
+    @Override
+    public boolean mayRemoveFiles() {
+      return false; // the holder keeps marked files' fds by name: a new file under that name would not be them
     }
   }
 
@@ -554,6 +670,8 @@ public final class FanotifyRelay implements Closeable {
     }
     CacheObject o = b.object;
     if (o != null && !o.isDead()) {
+      long len = Math.max(0, Math.min(count, o.size() - offset));
+      budget.pin(b.path, offset, len); // no eviction between the check and the answer; aged from the answer on
       try {
         if (ShimFiles.isCached(o, offset, count)) {
           stats.cached.increment();
@@ -562,6 +680,8 @@ public final class FanotifyRelay implements Closeable {
         }
       } catch (ErrnoException x) {
         log.warn("{} of {}: {}", e, b, x.getMessage());
+      } finally {
+        budget.unpin(b.path, offset, len);
       }
     }
     Blob blob = b;
@@ -593,10 +713,23 @@ public final class FanotifyRelay implements Closeable {
   /** The slow path: READ requests for the holes, wait for the daemon, then answer. */
   private void fetchAndAnswer(int eventFd, Blob b, long offset, long count) {
     CacheObject o = objectFor(b);
-    int r = o == null ? -Errno.EIO : files.fetch(o, offset, count);
+    long len = o == null ? 0 : Math.max(0, Math.min(count, o.size() - offset));
+    int r;
+    if (o == null) {
+      r = -Errno.EIO;
+    } else {
+      budget.pin(b.path, offset, len); // from the fetch's last check to the answer
+      try {
+        r = files.fetch(o, offset, count);
+        if (r >= 0) {
+          stats.fetched.increment();
+          answer(eventFd, Fanotify.FAN_ALLOW, null);
+        }
+      } finally {
+        budget.unpin(b.path, offset, len);
+      }
+    }
     if (r >= 0) {
-      stats.fetched.increment();
-      answer(eventFd, Fanotify.FAN_ALLOW, null);
       unmarkIfComplete(b, o);
     } else {
       stats.denied.increment();

@@ -38,11 +38,16 @@ public final class FuseShim implements Closeable {
    * FUSE mount options: extra {@code -o} options (comma lists), libfuse debug output; and how
    * long a reader waits for the daemon (see {@link io.lazypull.shim.ondemand.OndemandCache#maxWaitNanos()}).
    */
-  public record Options(List<String> fuseOptions, boolean debug, java.time.Duration maxWait) {
+  public record Options(List<String> fuseOptions, boolean debug, java.time.Duration maxWait,
+      io.lazypull.shim.CacheBudget.Config budget) {
     public static final Options DEFAULT = new Options(List.of(), false);
 
     public Options(List<String> fuseOptions, boolean debug) {
       this(fuseOptions, debug, io.lazypull.shim.ondemand.OndemandCache.DEFAULT_MAX_WAIT);
+    }
+
+    public Options(List<String> fuseOptions, boolean debug, java.time.Duration maxWait) {
+      this(fuseOptions, debug, maxWait, io.lazypull.shim.CacheBudget.Config.unbounded());
     }
   }
 
@@ -84,10 +89,11 @@ public final class FuseShim implements Closeable {
     if (Mounts.isMountPoint(mp)) {
       throw new IOException(mp + " is already a mount point");
     }
-    Shim shim = Shim.start(cacheDir, socket, options.maxWait());
+    Shim shim = Shim.start(cacheDir, socket, options.maxWait(), options.budget());
     FuseShim f = new FuseShim(mp, shim, options);
     try {
       f.mount();
+      shim.startEviction();
     } catch (IOException | RuntimeException e) {
       f.close();
       throw e;

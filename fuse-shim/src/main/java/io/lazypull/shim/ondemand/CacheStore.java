@@ -94,6 +94,27 @@ public final class CacheStore implements AutoCloseable {
   }
 
   /**
+   * Closes and deletes the cache file of (volume, cookie); false if it could not be deleted.
+   * Only for a blob whose object is forgotten ({@link OndemandCache#forget}).
+   */
+  boolean remove(String volumeKey, String cookieKey) {
+    Path path = root.resolve(escape(volumeKey)).resolve(escape(cookieKey));
+    synchronized (files) {
+      StoreFile f = files.remove(path);
+      if (f != null) {
+        Posix.closeQuietly(f.fd());
+      }
+      try {
+        Files.deleteIfExists(path);
+        return true;
+      } catch (IOException e) {
+        log.warn("removing {}: {}", path, e.getMessage());
+        return false;
+      }
+    }
+  }
+
+  /**
    * Uses {@code fd}, open O_RDWR on the cache file {@code name} ({@code volume/cookie}, as file
    * names here), as that file's fd instead of opening it: a fanotify relay taking over from a
    * dead one gets the fds its predecessor opened before marking the files (an fd opened after

@@ -85,6 +85,7 @@ public final class OndemandCache {
   private final Map<List<String>, CacheObject> objects = new HashMap<>();
   private Generation current;
   private int generations;
+  private long restores;
   private boolean shutdown;
 
   public OndemandCache(CacheStore store, Waker waker) {
@@ -362,6 +363,7 @@ public final class OndemandCache {
       return -Errno.EOPNOTSUPP;
     }
     newIds.addAll(pending.keySet());
+    restores++;
     log.info("restore: {} pending requests re-marked NEW", pending.size());
     waker.wakeDaemon();
     return 0;
@@ -537,6 +539,46 @@ public final class OndemandCache {
     }
   }
 
+  // ---------------------------------------------------------------- eviction
+
+  /**
+   * True if the blob's object is in use: open (a FUSE handle, a mounted image's), or with a
+   * request pending. Eviction never removes a blob in use.
+   */
+  public synchronized boolean inUse(String volumeKey, String cookieKey) {
+    CacheObject o = objects.get(List.of(volumeKey, cookieKey));
+    if (o == null) {
+      return false;
+    }
+    if (o.users > 0 || o.pendingOpen != null || o.closeRequest != null) {
+      return true;
+    }
+    for (PendingRequest r : pending.values()) {
+      if (r.object == o) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Forgets a blob nobody uses and removes its cache file, in one step under the lock a
+   * delivered OPEN takes to open that file: the next lookup makes a new object and file. False
+   * (nothing done) while it is in use or the daemon still has it open.
+   */
+  public synchronized boolean forget(String volumeKey, String cookieKey) {
+    if (inUse(volumeKey, cookieKey)) {
+      return false;
+    }
+    List<String> key = List.of(volumeKey, cookieKey);
+    CacheObject o = objects.get(key);
+    if (o != null && o.objectId > 0) {
+      return false;
+    }
+    objects.remove(key);
+    return store.remove(volumeKey, cookieKey);
+  }
+
   // ---------------------------------------------------------------- inspection
 
   /** The pending requests, by msg id (for tests and diagnostics). */
@@ -552,6 +594,21 @@ public final class OndemandCache {
   /** The current generation's objects. */
   public synchronized List<CacheObject> objects() {
     return new ArrayList<>(objects.values());
+  }
+
+  /** Device generations so far: each bind by a daemon that did not take a held device starts one. */
+  public synchronized int generations() {
+    return generations;
+  }
+
+  /** {@code restore}s written so far: daemons that took the device over from a dead one. */
+  public synchronized long restores() {
+    return restores;
+  }
+
+  /** How many requests are pending (queued or delivered, not completed). */
+  public synchronized int pendingCount() {
+    return pending.size();
   }
 
   /** How many anon sockets are live (ids in use). */
