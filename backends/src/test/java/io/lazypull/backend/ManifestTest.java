@@ -4,7 +4,8 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import io.lazypull.backend.BackendException.Kind;
-import io.lazypull.backend.FaultProxy.Fault;
+import io.lazypull.backend.loopback.FaultProxy;
+import io.lazypull.backend.loopback.FaultProxy.Fault;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
