@@ -12,16 +12,17 @@ import java.util.Map;
  * Writes the data blob of a {@link Layout#CHUNKED} image: the concatenation of the distinct
  * non-zero chunks, each padded to a block, and fills every regular file's chunk map. Chunks
  * are deduplicated by SHA-256; all-zero chunks (and holes of the source) become holes. The
- * blob's digests (whole and per piece of {@code chunkSize}) are computed as it is written.
+ * blob's digests (whole and per piece of {@code pieceSize}, independent of the chunk size) are
+ * computed as it is written.
  */
 final class ChunkedBlobWriter {
   private ChunkedBlobWriter() {}
 
-  static PieceDigests.Result write(ImageWriter writer, int chunkSize, FileChannel blob)
+  static PieceDigests.Result write(ImageWriter writer, int chunkSize, int pieceSize, FileChannel blob)
       throws IOException {
     int blockSize = writer.blockSize();
     int chunkBits = Integer.numberOfTrailingZeros(chunkSize);
-    PieceDigests digests = new PieceDigests(chunkSize);
+    PieceDigests digests = new PieceDigests(pieceSize);
     Map<ByteBuffer, Long> blockOfChunk = new HashMap<>();
     MessageDigest sha = PieceDigests.sha256();
     ByteBuffer buf = ByteBuffer.allocateDirect(chunkSize);

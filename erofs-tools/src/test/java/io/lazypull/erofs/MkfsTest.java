@@ -82,7 +82,7 @@ class MkfsTest {
       BlobIndex.Blob index = BlobIndex.read(meta).orElseThrow().get(0);
       assertThat(index.tag()).isEqualTo(r.dataBlob().get().sha256Hex());
       assertThat(index.blobSize()).isEqualTo(blob.length);
-      assertThat(index.pieceSize()).isEqualTo(4096);
+      assertThat(index.pieceSize()).isEqualTo(Mkfs.DEFAULT_PIECE_SIZE); // independent of the chunk size
       for (int i = 0; i < index.pieceCount(); i++) {
         MessageDigest md = PieceDigests.sha256();
         md.update(blob, (int) index.pieceOffset(i), index.pieceLength(i));
@@ -93,7 +93,7 @@ class MkfsTest {
 
   @Test
   void verifying_aDifferentBlobOfTheSameSize_failsNamingTheBlobAndPiece_theRightOneReads() throws IOException {
-    MkfsResult r = Mkfs.builder().layout(Layout.CHUNKED).chunkSize(4096).build()
+    MkfsResult r = Mkfs.builder().layout(Layout.CHUNKED).chunkSize(4096).pieceSize(4096).build()
         .build(tree(), tmp.resolve("image"));
     Path blobPath = r.dataBlob().orElseThrow().path();
     byte[] wrong = Files.readAllBytes(blobPath);
