@@ -7,29 +7,39 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
+import java.util.ArrayList;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Fills ranges of cache objects from their backends. A READ is widened to aligned windows of
- * the fetch size (so one fetch serves the many small reads that follow it), READs that need the
- * same window of the same object wait on one fetch, and nothing is written before it is
- * verified:
+ * Fills ranges of cache objects from their backends. A blob is cut into units: its pieces when
+ * a meta blob gave their digests (data blobs), else the whole blob when it is small (meta
+ * blobs), else aligned windows of the fetch size. A missed READ fetches the units it touches,
+ * and more when it continues a sequential stream ({@link Readahead}: windows grow up to the
+ * fetch size); READs that need a unit already being fetched wait on that fetch; nothing is
+ * written before it is verified:
  *
  * <ul>
- *   <li>blobs with piece digests (data blobs named in a meta blob's index): windows are aligned
- *       to pieces and every piece is checked;
+ *   <li>blobs with piece digests (data blobs named in a meta blob's index): every piece is
+ *       checked;
  *   <li>blobs without, up to {@code wholeBlobMax} (meta blobs): fetched whole, checked against
  *       their own name (the sha256), and then searched for piece digests of other blobs;
  *   <li>bigger blobs without piece digests: written unverified, with one warning per blob.
  * </ul>
+ *
+ * <p>Background prefetch ({@link Prefetcher}) fetches through {@link #prefetch} on its own
+ * threads, never on the demand threads, and waits while demand fetches run ({@link
+ * #awaitNoDemand}); a READ that needs a unit a prefetch is fetching waits on that fetch like on
+ * any other.
  */
 final class Fetcher {
   private static final Logger log = LoggerFactory.getLogger(Fetcher.class);
@@ -44,12 +54,14 @@ final class Fetcher {
   private final Metrics metrics;
   private final BackendHealth health;
   private final Set<String> warnedUnverified = ConcurrentHashMap.newKeySet();
+  private final AtomicInteger demandFetches = new AtomicInteger();
+  private final Object demandIdle = new Object();
 
   Fetcher(DaemonConfig config, Executor executor, PieceCatalog catalog, BlobIndexReader indexReader,
       Path tmpDir, Metrics metrics, BackendHealth health) {
     this.config = config;
     this.executor = executor;
-    this.buffers = new BufferPool(config.fetchSize(), config.threads());
+    this.buffers = new BufferPool(config.fetchSize(), 2);
     this.catalog = catalog;
     this.indexReader = indexReader;
     this.tmpDir = tmpDir;
@@ -57,54 +69,184 @@ final class Fetcher {
     this.health = health;
   }
 
-  /**
-   * Makes [start, end) of {@code obj} present in its cache file. The future completes when
-   * every window covering the range has been written, or fails with the first fetch error. It
-   * is the caller's own: completing it (a deadline) leaves the fetches running. Each window's
-   * fetch holds a reference to {@code obj}, so its anon fd stays open until the fetch ends,
-   * also when no READ waits for it any more.
-   */
-  CompletableFuture<Void> fill(CacheObject obj, long start, long end) {
-    Optional<PieceIndex> pieces = catalog.get(obj.blob.digest())
-        .filter(p -> p.blobSize() == obj.size);
-    long window;
+  /** How {@code obj} is cut: unit size, its piece digests (or null), whether windows adapt. */
+  private record Grid(long unit, PieceIndex pieces, long units, int maxUnits) {}
+
+  private Grid grid(CacheObject obj) {
+    Optional<PieceIndex> pieces = catalog.get(obj.blob.digest()).filter(p -> p.blobSize() == obj.size);
+    long unit;
     if (pieces.isPresent()) {
-      int p = pieces.get().pieceSize();
-      window = Math.max(p, (long) config.fetchSize() / p * p);
+      unit = pieces.get().pieceSize();
     } else if (obj.size <= config.wholeBlobMax()) {
-      window = roundUp(Math.max(obj.size, 1), PAGE); // one window: the whole blob
+      unit = roundUp(Math.max(obj.size, 1), PAGE); // one unit: the whole blob
     } else {
       if (warnedUnverified.add(obj.blob.digest())) {
         log.warn("blob {} ({} bytes) has no piece digests (no blob index in any meta blob seen):"
             + " its ranges are written unverified", obj.blob, obj.size);
       }
-      window = config.fetchSize();
+      unit = config.fetchSize();
     }
-    long first = start / window;
-    long last = (end - 1) / window;
-    CompletableFuture<?>[] parts = new CompletableFuture<?>[(int) (last - first + 1)];
-    for (long k = first; k <= last; k++) {
-      long wStart = k * window;
-      long wEnd = Math.min(wStart + window, obj.size);
-      boolean[] started = {false};
-      CompletableFuture<Void> f = obj.windows.computeIfAbsent(wStart, s -> {
-        if (!obj.acquire()) {
-          return CompletableFuture.failedFuture(new IOException(obj + " is closed"));
+    int maxUnits = (int) Math.max(1, config.fetchSize() / unit);
+    return new Grid(unit, pieces.orElse(null), (Math.max(obj.size, 1) + unit - 1) / unit, maxUnits);
+  }
+
+  /**
+   * Makes [start, end) of {@code obj} present in its cache file, for a READ. The future
+   * completes when every unit covering the range has been written, or fails with the first
+   * fetch error. It is the caller's own: completing it (a deadline) leaves the fetches running.
+   * Each fetch holds a reference to {@code obj}, so its anon fd stays open until the fetch
+   * ends, also when no READ waits for it any more.
+   */
+  CompletableFuture<Void> fill(CacheObject obj, long start, long end) {
+    Grid g = grid(obj);
+    long first = start / g.unit;
+    long last = (end - 1) / g.unit + 1;
+    Readahead.Window w = g.pieces == null ? new Readahead.Window(first, last)
+        : obj.readahead.plan(first, last, g.maxUnits, g.units);
+    return ensure(obj, g, w.from(), w.to(), first, last, executor, true);
+  }
+
+  /**
+   * Background: fetches the units of [start, end) of {@code obj} that are neither cached nor
+   * being fetched, on {@code prefetchExecutor}. The future completes when the fetches this call
+   * started end (not those others started).
+   */
+  CompletableFuture<Void> prefetch(CacheObject obj, long start, long end, Executor prefetchExecutor) {
+    Grid g = grid(obj);
+    long first = start / g.unit;
+    long last = Math.min(g.units, (end - 1) / g.unit + 1);
+    return ensure(obj, g, first, last, first, last, prefetchExecutor, false);
+  }
+
+  /** The unit size of {@code obj}'s fetches (prefetch steps are aligned to it). */
+  long unitOf(CacheObject obj) {
+    return grid(obj).unit;
+  }
+
+  /** Waits up to {@code millis} until no demand fetch runs; true if none does. */
+  boolean awaitNoDemand(long millis) throws InterruptedException {
+    long deadline = System.nanoTime() + millis * 1_000_000;
+    synchronized (demandIdle) {
+      while (demandFetches.get() > 0) {
+        long left = (deadline - System.nanoTime()) / 1_000_000;
+        if (left <= 0) {
+          return false;
         }
-        started[0] = true;
-        return CompletableFuture.runAsync(() -> fetchWindow(obj, wStart, wEnd, pieces.orElse(null)), executor);
-      });
-      if (started[0]) {
-        f.whenComplete((v, e) -> {
-          obj.windows.remove(wStart, f);
-          obj.release();
-        });
-      } else {
-        metrics.mergedReads.increment();
+        demandIdle.wait(left);
       }
-      parts[(int) (k - first)] = f;
+      return true;
     }
-    return CompletableFuture.allOf(parts);
+  }
+
+  /**
+   * Units [from, to) present, fetched by runs of at most {@code maxUnits} contiguous units that
+   * are neither cached nor in flight. The result waits for the fetches that cover [needFrom,
+   * needTo) (demand: also those others started; background: only its own).
+   */
+  private CompletableFuture<Void> ensure(CacheObject obj, Grid g, long from, long to, long needFrom, long needTo,
+      Executor ex, boolean demand) {
+    List<CompletableFuture<Void>> parts = new ArrayList<>();
+    long fileEnd = roundUp(obj.size, PAGE);
+    synchronized (obj.inflight) {
+      long k = from;
+      while (k < to) {
+        CompletableFuture<Void> f = obj.inflight.get(k);
+        if (f != null) {
+          if (demand && k < needTo && k >= needFrom && !parts.contains(f)) {
+            parts.add(f);
+            metrics.mergedReads.increment();
+          }
+          k++;
+          continue;
+        }
+        long hole;
+        try {
+          hole = obj.fd.seekHole(k * g.unit);
+        } catch (IOException e) {
+          parts.add(CompletableFuture.failedFuture(e));
+          break;
+        }
+        if (hole < 0) {
+          hole = k * g.unit; // past the end of a cache file that grows as it is written: not cached
+        } else if (hole >= fileEnd) {
+          break; // the rest is cached
+        }
+        if (hole / g.unit > k) {
+          k = hole / g.unit; // units [k, hole's unit) are cached
+          continue;
+        }
+        long runEnd = k + 1;
+        while (runEnd < to && runEnd - k < g.maxUnits && !obj.inflight.containsKey(runEnd)) {
+          runEnd++;
+        }
+        try {
+          long data = obj.fd.seekData(k * g.unit);
+          if (data >= 0 && data / g.unit < runEnd) {
+            runEnd = Math.max(k + 1, data / g.unit); // stop before cached units
+          }
+        } catch (IOException e) {
+          log.debug("{}: SEEK_DATA: {}", obj, e.getMessage());
+        }
+        CompletableFuture<Void> run = startRun(obj, g, k, runEnd, ex, demand);
+        if (runEnd > needFrom && k < needTo) {
+          parts.add(run);
+        }
+        k = runEnd;
+      }
+    }
+    return parts.size() == 1 ? parts.get(0).thenApply(v -> null)
+        : CompletableFuture.allOf(parts.toArray(new CompletableFuture<?>[0]));
+  }
+
+  /** Starts fetching units [k, end) of {@code obj}; they count as in flight until it ends. */
+  private CompletableFuture<Void> startRun(CacheObject obj, Grid g, long k, long end, Executor ex, boolean demand) {
+    if (!obj.acquire()) {
+      return CompletableFuture.failedFuture(new IOException(obj + " is closed"));
+    }
+    CompletableFuture<Void> f = new CompletableFuture<>();
+    for (long u = k; u < end; u++) {
+      obj.inflight.put(u, f);
+    }
+    if (demand) {
+      demandFetches.incrementAndGet();
+    }
+    long wStart = k * g.unit;
+    long wEnd = Math.min(end * g.unit, obj.size);
+    Runnable fetch = () -> {
+      try {
+        fetchWindow(obj, wStart, wEnd, g.pieces);
+        f.complete(null);
+      } catch (Throwable t) {
+        f.completeExceptionally(t);
+      } finally {
+        synchronized (obj.inflight) {
+          for (long u = k; u < end; u++) {
+            obj.inflight.remove(u, f);
+          }
+        }
+        if (demand && demandFetches.decrementAndGet() == 0) {
+          synchronized (demandIdle) {
+            demandIdle.notifyAll();
+          }
+        }
+        obj.release();
+      }
+    };
+    try {
+      ex.execute(fetch);
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      f.completeExceptionally(new IOException("the daemon is stopping", e));
+      synchronized (obj.inflight) {
+        for (long u = k; u < end; u++) {
+          obj.inflight.remove(u, f);
+        }
+      }
+      if (demand) {
+        demandFetches.decrementAndGet();
+      }
+      obj.release();
+    }
+    return f;
   }
 
   private void fetchWindow(CacheObject obj, long wStart, long wEnd, PieceIndex pieces) {

@@ -30,6 +30,9 @@ final class FakeBlobSource implements BlobSource {
   volatile boolean sizeFailing;
   volatile boolean corrupting;
   volatile CountDownLatch gate; // when set, fetches wait for it
+  volatile long gateOffset = -1; // when >= 0, only the fetch at this offset waits for the gate
+  volatile long delayMillis; // every fetch takes at least this long
+  final List<Long> started = new CopyOnWriteArrayList<>(); // offsets of fetches begun, in order
 
   String add(byte[] data) {
     String digest = sha256(data);
@@ -60,13 +63,18 @@ final class FakeBlobSource implements BlobSource {
 
   @Override
   public void readFully(String digest, long offset, ByteBuffer dst) throws IOException {
+    started.add(offset);
     CountDownLatch g = gate;
-    if (g != null) {
-      try {
+    long at = gateOffset;
+    try {
+      if (g != null && (at < 0 || at == offset)) {
         g.await();
-      } catch (InterruptedException e) {
-        throw new IOException(e);
       }
+      if (delayMillis > 0) {
+        Thread.sleep(delayMillis);
+      }
+    } catch (InterruptedException e) {
+      throw new IOException(e);
     }
     if (failing) {
       throw new Down("backend is down");
