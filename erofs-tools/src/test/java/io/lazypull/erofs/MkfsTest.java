@@ -92,6 +92,26 @@ class MkfsTest {
   }
 
   @Test
+  void chunkedDataBlob_laysFilesOutInDepthFirstNameOrder_asTarReadsTheTree() throws IOException {
+    Path src = tmp.resolve("order");
+    // Breadth-first would put b and z (top level) before a/sub/y and a/x.
+    List<String> depthFirst = List.of("a/sub/y", "a/x", "b", "c/w", "z");
+    for (String f : depthFirst) {
+      Files.createDirectories(src.resolve(f).getParent());
+      Files.write(src.resolve(f), (f + " ").repeat(3000).getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+    }
+    MkfsResult r = Mkfs.builder().layout(Layout.CHUNKED).build().build(src, tmp.resolve("order.img"));
+    String blob = new String(Files.readAllBytes(r.dataBlob().orElseThrow().path()),
+        java.nio.charset.StandardCharsets.ISO_8859_1);
+    int last = -1;
+    for (String f : depthFirst) {
+      int at = blob.indexOf(f + " " + f);
+      assertThat(at).as("offset of %s in the data blob", f).isGreaterThan(last);
+      last = at;
+    }
+  }
+
+  @Test
   void verifying_aDifferentBlobOfTheSameSize_failsNamingTheBlobAndPiece_theRightOneReads() throws IOException {
     MkfsResult r = Mkfs.builder().layout(Layout.CHUNKED).chunkSize(4096).pieceSize(4096).build()
         .build(tree(), tmp.resolve("image"));
