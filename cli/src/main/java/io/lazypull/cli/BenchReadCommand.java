@@ -69,6 +69,10 @@ final class BenchReadCommand implements Callable<Integer> {
       description = "Which workloads (default: ${DEFAULT-VALUE}).")
   List<String> workloads;
 
+  @Option(names = "--only", paramLabel = "REGEX",
+      description = "Only the rows whose name matches (native, the base of the ratios, always runs).")
+  Pattern only;
+
   @Option(names = "--work-dir", paramLabel = "DIR", defaultValue = "/var/tmp/lazypull-bench-read",
       description = "Scratch directory (wiped; default: ${DEFAULT-VALUE}).")
   Path workDir;
@@ -155,9 +159,13 @@ final class BenchReadCommand implements Callable<Integer> {
     try (Stack warm = new Stack(work.resolve("warm"), file).withQuietLogFiles();
         Stack warmFan = new Stack(work.resolve("warm-fan"), file).withQuietLogFiles();
         Stack marked = new Stack(work.resolve("warm-marked"), file).withQuietLogFiles()) {
-      fill(warm, image, mnt, "all");
-      if (fanotify) {
+      if (selected("shim (FUSE), warm")) {
+        fill(warm, image, mnt, "all");
+      }
+      if (fanotify && selected("fanotify, warm (blob complete, unmarked)")) {
         fill(warmFan.frontend(Frontends.FANOTIFY), image, mnt, "all");
+      }
+      if (fanotify && selected("fanotify, warm (blob partly cached, marked)")) {
         // Partly cached: what start-up and the random reads touch, the rest a hole (still marked).
         marked.frontend(Frontends.FANOTIFY);
         marked.daemonArgs.addAll(List.of("--prefetch", "none"));
@@ -216,8 +224,15 @@ final class BenchReadCommand implements Callable<Integer> {
     void mount() throws Exception;
   }
 
+  private boolean selected(String row) {
+    return only == null || row.startsWith("native") || only.matcher(row).find();
+  }
+
   /** Drop caches, mount, run workload {@code w}, unmount; record the time. */
   private void time(String w, String row, Path mnt, Mount mount) throws Exception {
+    if (!selected(row)) {
+      return;
+    }
     dropCaches();
     mount.mount();
     try {
@@ -273,6 +288,9 @@ final class BenchReadCommand implements Callable<Integer> {
 
   private void cold(String w, String row, int r, String uri, Map<String, String> env, MkfsResult image, Path mnt,
       Frontends frontend, String prefetch) throws Exception {
+    if (!selected(row)) {
+      return;
+    }
     Path dir = work.resolve("cold-" + r);
     Path daemonLog;
     try (Stack cold = new Stack(dir, uri).withQuietLogFiles().frontend(frontend)) {
@@ -300,6 +318,9 @@ final class BenchReadCommand implements Callable<Integer> {
   /** The baseline: download the meta and data blob whole from S3, then a native read. */
   private void download(String w, io.lazypull.backend.loopback.S3ProxyServer s3, String uri, String fsid, String blobHex,
       Path mnt) throws Exception {
+    if (!selected("download whole blobs from S3Proxy, then native")) {
+      return;
+    }
     Path dir = Files.createDirectories(work.resolve("download"));
     dropCaches();
     long t0 = System.nanoTime();
@@ -325,6 +346,9 @@ final class BenchReadCommand implements Callable<Integer> {
   }
 
   private void casync(String w, Path store, Path index, Path mnt) throws Exception {
+    if (!selected("casync mount (FUSE, lazy, local store)")) {
+      return;
+    }
     dropCaches();
     Process p = new ProcessBuilder("casync", "mount", "--store=" + store, index.toString(), mnt.toString())
         .redirectErrorStream(true).redirectOutput(work.resolve("casync.log").toFile()).start();
