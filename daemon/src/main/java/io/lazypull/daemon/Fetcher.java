@@ -69,6 +69,9 @@ final class Fetcher {
     this.health = health;
   }
 
+  /** The future of a background fetch: a READ waiting on one fetches again if it fails. */
+  private static final class Background extends CompletableFuture<Void> {}
+
   /** How {@code obj} is cut: unit size, its piece digests (or null), whether windows adapt. */
   private record Grid(long unit, PieceIndex pieces, long units, int maxUnits) {}
 
@@ -118,6 +121,147 @@ final class Fetcher {
     return ensure(obj, g, first, last, first, last, prefetchExecutor, false);
   }
 
+  /**
+   * Background, for a blob with piece digests: streams it whole from its backend in one
+   * transfer (where each ranged request costs a round trip, one stream runs at the speed of a
+   * download), verifying and writing it in batches of the largest window. A batch's pieces
+   * count as in flight while it arrives, so READs that need them wait on it rather than fetch
+   * them again; batches already cached are not written. Before each batch it waits while
+   * demand fetches run (the backend's flow control pauses the transfer) and gives up once
+   * {@code keepGoing} says so. Returns false if the blob has no piece digests (nothing done).
+   */
+  boolean stream(CacheObject obj, java.util.function.BooleanSupplier keepGoing) throws IOException {
+    Grid g = grid(obj);
+    if (g.pieces == null || !obj.acquire()) {
+      return false;
+    }
+    try (BatchWriter w = new BatchWriter(obj, g, keepGoing)) {
+      metrics.fetches.increment();
+      obj.blob.source().transferTo(obj.blob.digest(), obj.size, w);
+      w.flush();
+      return true;
+    } finally {
+      obj.release();
+    }
+  }
+
+  /** Receives a blob's bytes in order; verifies and writes them a batch at a time. */
+  private final class BatchWriter implements java.nio.channels.WritableByteChannel {
+    private final CacheObject obj;
+    private final Grid g;
+    private final java.util.function.BooleanSupplier keepGoing;
+    private final ByteBuffer batch;
+    private long batchStart;
+    private CompletableFuture<Void> claim; // the in-flight entry of the batch's units we took
+    private long claimFrom;
+    private long claimTo;
+
+    BatchWriter(CacheObject obj, Grid g, java.util.function.BooleanSupplier keepGoing) {
+      this.obj = obj;
+      this.g = g;
+      this.keepGoing = keepGoing;
+      this.batch = buffers.acquire((int) (g.maxUnits * g.unit));
+      batch.clear().limit((int) Math.min(batch.capacity(), obj.size));
+    }
+
+    @Override
+    public int write(ByteBuffer src) throws IOException {
+      int n = 0;
+      while (src.hasRemaining()) {
+        if (claim == null) {
+          begin();
+        }
+        int take = Math.min(src.remaining(), batch.remaining());
+        ByteBuffer part = src.duplicate();
+        part.limit(part.position() + take);
+        batch.put(part);
+        src.position(src.position() + take);
+        n += take;
+        if (!batch.hasRemaining()) {
+          flush();
+        }
+      }
+      return n;
+    }
+
+    /** Before a batch arrives: READs first, then claim its units that are neither cached nor in flight. */
+    private void begin() throws IOException {
+      try {
+        while (!awaitNoDemand(500)) {
+          if (!keepGoing.getAsBoolean()) {
+            break;
+          }
+        }
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new java.io.InterruptedIOException("prefetch stopped");
+      }
+      if (!keepGoing.getAsBoolean()) {
+        throw new java.io.InterruptedIOException("prefetch of " + obj + " stopped");
+      }
+      claim = new Background();
+      claimFrom = batchStart / g.unit;
+      claimTo = Math.min(g.units, (batchStart + batch.limit() + g.unit - 1) / g.unit);
+      synchronized (obj.inflight) {
+        for (long u = claimFrom; u < claimTo; u++) {
+          obj.inflight.putIfAbsent(u, claim);
+        }
+      }
+    }
+
+    /** The batch is complete (or the blob ended): verify, write unless cached, release the claim. */
+    void flush() throws IOException {
+      if (claim == null) {
+        return;
+      }
+      int len = batch.position();
+      try {
+        batch.flip();
+        metrics.bytesFetched.add(len);
+        if (len > 0 && !obj.isCached(batchStart, roundUp(batchStart + len, PAGE))) {
+          g.pieces.verify(obj.blob.digest(), batchStart, batch);
+          Fetcher.this.write(obj, batchStart, batch, len);
+        }
+        release(null);
+      } catch (IOException | RuntimeException e) {
+        release(e);
+        throw e;
+      } finally {
+        batchStart += len;
+        batch.clear().limit((int) Math.min(batch.capacity(), obj.size - batchStart));
+      }
+    }
+
+    /** Drops the batch's in-flight entries, then completes it (READs on a failed one fetch again). */
+    private void release(Throwable failure) {
+      CompletableFuture<Void> c = claim;
+      claim = null;
+      synchronized (obj.inflight) {
+        for (long u = claimFrom; u < claimTo; u++) {
+          obj.inflight.remove(u, c);
+        }
+      }
+      if (failure == null) {
+        c.complete(null);
+      } else {
+        c.completeExceptionally(failure);
+      }
+    }
+
+    @Override
+    public boolean isOpen() {
+      return true;
+    }
+
+    @Override
+    public void close() {
+      if (claim != null) {
+        release(new IOException("the prefetch stream of " + obj + " ended early"));
+      }
+      buffers.release(batch);
+    }
+  }
+
   /** The unit size of {@code obj}'s fetches (prefetch steps are aligned to it). */
   long unitOf(CacheObject obj) {
     return grid(obj).unit;
@@ -146,15 +290,24 @@ final class Fetcher {
   private CompletableFuture<Void> ensure(CacheObject obj, Grid g, long from, long to, long needFrom, long needTo,
       Executor ex, boolean demand) {
     List<CompletableFuture<Void>> parts = new ArrayList<>();
+    List<CompletableFuture<Void>> joined = new ArrayList<>();
     long fileEnd = roundUp(obj.size, PAGE);
     synchronized (obj.inflight) {
       long k = from;
       while (k < to) {
         CompletableFuture<Void> f = obj.inflight.get(k);
         if (f != null) {
-          if (demand && k < needTo && k >= needFrom && !parts.contains(f)) {
-            parts.add(f);
+          if (demand && k < needTo && k >= needFrom && !joined.contains(f)) {
+            joined.add(f);
             metrics.mergedReads.increment();
+            if (f instanceof Background) {
+              // A prefetch that fails (or stops) must not fail the READ: it fetches again.
+              long from0 = Math.max(k, needFrom);
+              parts.add(f.handle((v, e) -> e == null ? CompletableFuture.<Void>completedFuture(null)
+                  : ensure(obj, g, from0, needTo, from0, needTo, executor, true)).thenCompose(x -> x));
+            } else {
+              parts.add(f);
+            }
           }
           k++;
           continue;
@@ -175,8 +328,12 @@ final class Fetcher {
           k = hole / g.unit; // units [k, hole's unit) are cached
           continue;
         }
+        // A run ends where the READ's own units end: the READ waits for its units, not for the
+        // window fetched ahead of it (whose READs then arrive while it is in flight and move
+        // the stream on).
+        long runLimit = k < needTo ? Math.min(to, needTo) : to;
         long runEnd = k + 1;
-        while (runEnd < to && runEnd - k < g.maxUnits && !obj.inflight.containsKey(runEnd)) {
+        while (runEnd < runLimit && runEnd - k < g.maxUnits && !obj.inflight.containsKey(runEnd)) {
           runEnd++;
         }
         try {
@@ -187,8 +344,9 @@ final class Fetcher {
         } catch (IOException e) {
           log.debug("{}: SEEK_DATA: {}", obj, e.getMessage());
         }
-        CompletableFuture<Void> run = startRun(obj, g, k, runEnd, ex, demand);
-        if (runEnd > needFrom && k < needTo) {
+        boolean needed = runEnd > needFrom && k < needTo;
+        CompletableFuture<Void> run = startRun(obj, g, k, runEnd, ex, demand, demand && needed);
+        if (needed) {
           parts.add(run);
         }
         k = runEnd;
@@ -198,38 +356,50 @@ final class Fetcher {
         : CompletableFuture.allOf(parts.toArray(new CompletableFuture<?>[0]));
   }
 
-  /** Starts fetching units [k, end) of {@code obj}; they count as in flight until it ends. */
-  private CompletableFuture<Void> startRun(CacheObject obj, Grid g, long k, long end, Executor ex, boolean demand) {
+  /**
+   * Starts fetching units [k, end) of {@code obj}; they count as in flight until it ends.
+   * {@code urgent}: a READ waits for it (background prefetch waits until none runs); windows
+   * fetched ahead of a reader are demand fetches too, but nobody waits for them yet.
+   */
+  private CompletableFuture<Void> startRun(CacheObject obj, Grid g, long k, long end, Executor ex, boolean demand,
+      boolean urgent) {
     if (!obj.acquire()) {
       return CompletableFuture.failedFuture(new IOException(obj + " is closed"));
     }
-    CompletableFuture<Void> f = new CompletableFuture<>();
+    CompletableFuture<Void> f = demand ? new CompletableFuture<>() : new Background();
     for (long u = k; u < end; u++) {
       obj.inflight.put(u, f);
     }
-    if (demand) {
+    if (urgent) {
       demandFetches.incrementAndGet();
     }
     long wStart = k * g.unit;
     long wEnd = Math.min(end * g.unit, obj.size);
     Runnable fetch = () -> {
+      Throwable failure = null;
       try {
         fetchWindow(obj, wStart, wEnd, g.pieces);
-        f.complete(null);
       } catch (Throwable t) {
-        f.completeExceptionally(t);
+        failure = t;
       } finally {
+        // Out of the table before completing: what a completion starts (a READ fetching again
+        // after a failed prefetch) must not find this fetch still in flight.
         synchronized (obj.inflight) {
           for (long u = k; u < end; u++) {
             obj.inflight.remove(u, f);
           }
         }
-        if (demand && demandFetches.decrementAndGet() == 0) {
+        if (urgent && demandFetches.decrementAndGet() == 0) {
           synchronized (demandIdle) {
             demandIdle.notifyAll();
           }
         }
         obj.release();
+      }
+      if (failure == null) {
+        f.complete(null);
+      } else {
+        f.completeExceptionally(failure);
       }
     };
     try {
@@ -241,7 +411,7 @@ final class Fetcher {
           obj.inflight.remove(u, f);
         }
       }
-      if (demand) {
+      if (urgent) {
         demandFetches.decrementAndGet();
       }
       obj.release();

@@ -79,6 +79,17 @@ final class Prefetcher implements AutoCloseable {
 
   private void prefetch(CacheObject obj) throws InterruptedException {
     long t0 = System.nanoTime();
+    if (mostlyMissing(obj)) {
+      try {
+        if (fetcher.stream(obj, () -> !closed && open.test(obj))) {
+          log.info("prefetch of blob {}: streamed whole ({} ms)", obj.blob,
+              TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0));
+        }
+      } catch (IOException | RuntimeException e) {
+        log.info("prefetch of blob {}: the stream broke off ({}); fetching the rest in steps", obj.blob,
+            e.toString());
+      }
+    }
     long unit = fetcher.unitOf(obj);
     long fileEnd = Fetcher.roundUp(obj.size, DaemonConfig.PAGE);
     long off = 0;
@@ -135,6 +146,27 @@ final class Prefetcher implements AutoCloseable {
     if (!closed) {
       log.info("prefetch of blob {} issued to its end: {} bytes not cached yet were requested ({} ms)", obj.blob,
           issued, TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0));
+    }
+  }
+
+  /** True if less than half of {@code obj} is cached: then one stream is cheaper than steps. */
+  private static boolean mostlyMissing(CacheObject obj) {
+    try {
+      long cached = 0;
+      for (long pos = obj.fd.seekData(0); pos >= 0 && pos < obj.size; pos = obj.fd.seekData(pos)) {
+        long hole = obj.fd.seekHole(pos);
+        if (hole < 0) {
+          hole = obj.size;
+        }
+        cached += hole - pos;
+        pos = hole;
+        if (hole >= obj.size) {
+          break;
+        }
+      }
+      return cached < obj.size / 2;
+    } catch (IOException e) {
+      return false;
     }
   }
 

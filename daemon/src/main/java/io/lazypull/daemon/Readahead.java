@@ -4,10 +4,10 @@ package io.lazypull.daemon;
  * Sizes the fetch windows of one object's missed READs, in units (pieces), the way the kernel
  * sizes its readahead: a READ that no stream explains is random and fetches only the units it
  * touches (a 4 KiB read costs one 16 KiB piece, not a 1 MiB window); a READ at the end of a
- * stream's last window, or inside the part of it fetched ahead, is sequential and issues the
- * next window, twice the last one up to the largest. So a sequential reader has about one
- * window fetched ahead of it, growing to the largest window, while random reads fetch what
- * they ask for. The daemon only sees misses (cached ranges are served by the front end), so a
+ * stream's last window, or inside the newest window fetched ahead, is sequential and issues
+ * the next window, twice the last one up to the largest, keeping two windows ahead of the
+ * reader. So a sequential reader has one or two windows in flight ahead of it, growing to the
+ * largest, while random reads fetch what they ask for. The daemon only sees misses (cached ranges are served by the front end), so a
  * stream advances on the READs that reach a window fetched ahead (its marker) or its end.
  *
  * <p>A few streams are tracked per object (readers of different files of one image share its
@@ -41,20 +41,15 @@ final class Readahead {
     }
     for (int i = 0; i < STREAMS; i++) {
       if (size[i] > 0 && first >= marker[i] && first <= next[i]) {
+        // Sequential: the reader reached the newest window fetched ahead, or caught up with
+        // the end of the stream. The next window, twice the last, beyond what was issued, and
+        // at least two windows ahead of the reader: each fetch pays a round trip, so two are
+        // in flight while the reader consumes what came before.
         int grown = (int) Math.min(max, Math.max(2L * size[i], ask));
-        long to;
-        if (first < next[i]) {
-          // The reader reached the window fetched ahead: the next one, beyond it.
-          to = next[i] + grown;
-          lo[i] = marker[i];
-          marker[i] = next[i];
-        } else {
-          // The reader caught up with the end of the stream: a window from here, the READ in it.
-          to = first + grown;
-          lo[i] = first;
-          marker[i] = last;
-        }
-        to = Math.min(units, Math.max(to, last));
+        long to = Math.max(next[i], last) + grown;
+        to = Math.min(units, Math.max(to, last + 2L * grown));
+        lo[i] = first < next[i] ? marker[i] : first;
+        marker[i] = Math.max(last, to - grown);
         next[i] = to;
         size[i] = grown;
         used[i] = clock;

@@ -33,6 +33,7 @@ final class FakeBlobSource implements BlobSource {
   volatile long gateOffset = -1; // when >= 0, only the fetch at this offset waits for the gate
   volatile long delayMillis; // every fetch takes at least this long
   final List<Long> started = new CopyOnWriteArrayList<>(); // offsets of fetches begun, in order
+  final AtomicInteger transfers = new AtomicInteger(); // whole-blob streams begun
 
   String add(byte[] data) {
     String digest = sha256(data);
@@ -93,6 +94,12 @@ final class FakeBlobSource implements BlobSource {
     if (corrupting) {
       dst.put(start, (byte) (dst.get(start) ^ 1));
     }
+  }
+
+  @Override
+  public void transferTo(String digest, long size, java.nio.channels.WritableByteChannel target) throws IOException {
+    transfers.incrementAndGet();
+    BlobSource.super.transferTo(digest, size, target);
   }
 
   @Override

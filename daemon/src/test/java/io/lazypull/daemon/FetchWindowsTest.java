@@ -97,10 +97,12 @@ class FetchWindowsTest {
     }
     assertThat(fd.bytes(0, data.length)).isEqualTo(data);
     assertThat(daemon.stats().readFailures()).isZero();
-    // 16 MiB in 128 KiB READs: 128 READs with 1 MiB windows at once would be 16 fetches; windows
-    // start at the READ (8 pieces) and double to 1 MiB, fetched ahead of the reader.
+    // 16 MiB in 128 KiB READs: windows start at the READ (8 pieces) and double to 1 MiB, two
+    // ahead of the reader; a READ that caught up fetches its own pieces apart from the windows
+    // ahead (it waits for its own only). 1 MiB windows alone would be 16 fetches, the 128 READs
+    // each on its own 128.
     assertThat(source.fetched.stream().mapToLong(f -> f[1]).max().orElse(0)).isEqualTo(MIB);
-    assertThat(source.fetched.size()).isLessThanOrEqualTo(24);
+    assertThat(source.fetched.size()).isLessThanOrEqualTo(32);
     assertThat(n).as("READs that reached the daemon").isLessThan(data.length / read);
   }
 
@@ -113,6 +115,7 @@ class FetchWindowsTest {
     assertThat(fd.cached(0, data.length)).as("prefetched whole").isTrue();
     assertThat(fd.bytes(0, data.length)).isEqualTo(data);
     assertThat(source.bytesFetched()).isEqualTo(data.length);
+    assertThat(source.transfers.get()).as("streamed in one transfer").isEqualTo(1);
   }
 
   @Test

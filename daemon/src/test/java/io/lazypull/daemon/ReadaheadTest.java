@@ -16,19 +16,19 @@ class ReadaheadTest {
   }
 
   @Test
-  void sequentialReads_growOneWindowAheadUpToTheLargest() {
+  void sequentialReads_growTwoWindowsAheadUpToTheLargest() {
     Readahead ra = new Readahead();
     assertThat(ra.plan(0, 8, 64, UNITS)).isEqualTo(new Readahead.Window(0, 8));
-    // The READ right after: a window twice the last, from the READ on.
-    assertThat(ra.plan(8, 16, 64, UNITS)).isEqualTo(new Readahead.Window(8, 24));
-    // Reaching the part fetched ahead issues the next window beyond it, twice as big.
-    assertThat(ra.plan(16, 24, 64, UNITS)).isEqualTo(new Readahead.Window(16, 56));
-    assertThat(ra.plan(24, 32, 64, UNITS)).isEqualTo(new Readahead.Window(24, 120));
-    // Inside what was issued, before its newest window: nothing more.
-    assertThat(ra.plan(32, 40, 64, UNITS)).isEqualTo(new Readahead.Window(32, 40));
+    // The READ right after: two windows of twice the last beyond it.
+    assertThat(ra.plan(8, 16, 64, UNITS)).isEqualTo(new Readahead.Window(8, 48));
+    // Inside the first window fetched ahead: nothing more.
+    assertThat(ra.plan(16, 24, 64, UNITS)).isEqualTo(new Readahead.Window(16, 24));
+    // Reaching the newest window: the next, twice as big, two windows ahead of the reader.
+    assertThat(ra.plan(32, 40, 64, UNITS)).isEqualTo(new Readahead.Window(32, 104));
+    assertThat(ra.plan(40, 48, 64, UNITS)).isEqualTo(new Readahead.Window(40, 48));
+    assertThat(ra.plan(72, 80, 64, UNITS)).isEqualTo(new Readahead.Window(72, 208));
     // Windows stop growing at the largest (64 units).
-    assertThat(ra.plan(56, 64, 64, UNITS)).isEqualTo(new Readahead.Window(56, 184));
-    assertThat(ra.plan(120, 128, 64, UNITS)).isEqualTo(new Readahead.Window(120, 248));
+    assertThat(ra.plan(144, 152, 64, UNITS)).isEqualTo(new Readahead.Window(144, 280));
   }
 
   @Test
@@ -36,11 +36,10 @@ class ReadaheadTest {
     Readahead ra = new Readahead();
     ra.plan(0, 4, 16, 100);
     ra.plan(50, 54, 16, 100);
-    assertThat(ra.plan(4, 8, 16, 100)).isEqualTo(new Readahead.Window(4, 12));
-    assertThat(ra.plan(54, 58, 16, 100)).isEqualTo(new Readahead.Window(54, 62));
-    assertThat(ra.plan(8, 12, 16, 100)).isEqualTo(new Readahead.Window(8, 28));
-    assertThat(ra.plan(62, 66, 16, 100)).isEqualTo(new Readahead.Window(62, 78));
-    assertThat(ra.plan(66, 70, 16, 100)).isEqualTo(new Readahead.Window(66, 94));
-    assertThat(ra.plan(78, 82, 16, 100)).isEqualTo(new Readahead.Window(78, 100));
+    assertThat(ra.plan(4, 8, 16, 100)).isEqualTo(new Readahead.Window(4, 24));
+    assertThat(ra.plan(54, 58, 16, 100)).isEqualTo(new Readahead.Window(54, 74));
+    assertThat(ra.plan(8, 12, 16, 100)).isEqualTo(new Readahead.Window(8, 12));
+    assertThat(ra.plan(16, 20, 16, 100)).isEqualTo(new Readahead.Window(16, 52));
+    assertThat(ra.plan(66, 70, 16, 100)).isEqualTo(new Readahead.Window(66, 100));
   }
 }
