@@ -34,6 +34,8 @@ final class FakeBlobSource implements BlobSource {
   volatile long delayMillis; // every fetch takes at least this long
   final List<Long> started = new CopyOnWriteArrayList<>(); // offsets of fetches begun, in order
   final AtomicInteger transfers = new AtomicInteger(); // whole-blob streams begun
+  /** When set, a transfer sends 4 KiB, waits for it, then breaks off. */
+  volatile CountDownLatch transferStall;
 
   String add(byte[] data) {
     String digest = sha256(data);
@@ -99,6 +101,16 @@ final class FakeBlobSource implements BlobSource {
   @Override
   public void transferTo(String digest, long size, java.nio.channels.WritableByteChannel target) throws IOException {
     transfers.incrementAndGet();
+    CountDownLatch stall = transferStall;
+    if (stall != null) {
+      target.write(ByteBuffer.wrap(blobs.get(digest), 0, 4096));
+      try {
+        stall.await();
+      } catch (InterruptedException e) {
+        throw new IOException(e);
+      }
+      throw new Down("connection reset in the middle of the transfer");
+    }
     BlobSource.super.transferTo(digest, size, target);
   }
 

@@ -148,4 +148,22 @@ class FetchWindowsTest {
     assertThat(fd.bytes(0, data.length)).isEqualTo(data);
     assertThat(daemon.stats().readFailures()).isZero();
   }
+
+  @Test
+  void aReadWaitingOnAPrefetchThatBreaksOff_fetchesItself_andGetsItsBytes() throws Exception {
+    CountDownLatch stall = new CountDownLatch(1);
+    source.transferStall = stall; // the prefetch stream holds the first batch, then breaks
+    FakeDevice.FakeAnonFd fd = start(true);
+    for (int i = 0; i < 1000 && source.transfers.get() == 0; i++) {
+      Thread.sleep(5);
+    }
+    Thread.sleep(100); // the stream claimed its first batch [0, 1 MiB)
+    device.read(30, 2, 65536, 4096); // in that batch: waits on the stream
+    Thread.sleep(200);
+    assertThat(device.completions).as("waiting on the stream's batch").doesNotContain(30);
+    stall.countDown();
+    device.awaitCompletions(2);
+    assertThat(daemon.stats().readFailures()).as("the READ was not failed by the prefetch").isZero();
+    assertThat(fd.bytes(65536, 4096)).isEqualTo(Arrays.copyOfRange(data, 65536, 65536 + 4096));
+  }
 }
