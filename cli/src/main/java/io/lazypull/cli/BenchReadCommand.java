@@ -1,38 +1,57 @@
 package io.lazypull.cli;
 
+import io.lazypull.backend.BackendOptions;
+import io.lazypull.backend.Backends;
+import io.lazypull.backend.BlobBackend;
+import io.lazypull.backend.Credentials;
 import io.lazypull.erofs.Layout;
 import io.lazypull.erofs.Mkfs;
 import io.lazypull.erofs.MkfsResult;
 import io.lazypull.sys.Mounts;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.nio.ByteBuffer;
+import java.nio.channels.FileChannel;
 import java.nio.file.Files;
+import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Random;
+import java.util.TreeMap;
 import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /**
- * Reads a whole image (every byte of every file, {@code tar cf - . | cat > /dev/null}: GNU tar
- * skips file data when it writes to /dev/null itself) through each way of serving it, in
- * interleaved runs, with the page cache dropped before each: the kernel's own file-backed
- * mount of the local blobs, the same through bindfs (a C FUSE passthrough), the shim with
- * every range already in its cache, and lazypull cold from a local backend and from S3Proxy.
+ * Reads an image through each way of serving it, for three workloads (every file whole, a
+ * start-up: {@code bin/java -version} when the tree is a JDK, random 4 KiB preads), in
+ * interleaved runs with the page cache dropped before each: the kernel's own file-backed mount
+ * of the local blobs, the same through bindfs (a C FUSE passthrough), peers where installed
+ * (squashfuse, casync), lazypull warm (every range in the cache: the shim, the fanotify relay
+ * with its blob complete and unmarked, and with it partly cached and still marked), lazypull
+ * cold from file:// and S3Proxy (each front end; with and without background prefetch), and a
+ * full download of the blobs from S3Proxy followed by a native read. Also each process's peak
+ * RSS and, for cold runs, the bytes the daemon fetched.
  */
-@Command(name = "read", mixinStandardHelpOptions = true,
+@Command(name = "read", mixinStandardHelpOptions = true, sortOptions = false,
     description = {
-      "Read a whole image through each way of serving it and print a table:",
-      "native file-backed EROFS, EROFS over bindfs (C FUSE passthrough), over the shim and",
-      "over the fanotify relay with a warm disk cache, and lazypull cold from a local",
-      "backend (shim and relay) and (when S3Proxy is on the class path: ci/bench read) from",
-      "S3. Page cache dropped before each run; runs interleaved; medians. Also the daemon's",
-      "and the shim's peak RSS.",
+      "Read an image through each way of serving it and print a table per workload:",
+      "every file (tar | cat), start-up (bin/java -version, when the tree is a JDK) and",
+      "random 4 KiB preads. Ways: native file-backed EROFS, EROFS over bindfs, squashfuse",
+      "and casync when installed, the shim and the fanotify relay warm (and the relay with",
+      "a partly cached, still marked blob), lazypull cold from file:// and (when S3Proxy is",
+      "on the class path: ci/bench read) from S3, with and without --prefetch all, and a",
+      "full download from S3 then a native read. Page cache dropped before each run; runs",
+      "interleaved; medians; ratios to native. Also peak RSS per process and bytes fetched.",
       "Needs root, /dev/fuse and bindfs.",
     })
 final class BenchReadCommand implements Callable<Integer> {
@@ -42,15 +61,39 @@ final class BenchReadCommand implements Callable<Integer> {
   @Option(names = "--runs", defaultValue = "3", description = "Runs per row (default: ${DEFAULT-VALUE}).")
   int runs;
 
+  @Option(names = "--random-reads", defaultValue = "2000",
+      description = "4 KiB preads in the random workload (default: ${DEFAULT-VALUE}).")
+  int randomReads;
+
+  @Option(names = "--workloads", paramLabel = "all,start,random", split = ",", defaultValue = "all,start,random",
+      description = "Which workloads (default: ${DEFAULT-VALUE}).")
+  List<String> workloads;
+
+  @Option(names = "--only", paramLabel = "REGEX",
+      description = "Only the rows whose name matches (native, the base of the ratios, always runs).")
+  Pattern only;
+
   @Option(names = "--work-dir", paramLabel = "DIR",
       description = "Scratch directory, kept afterwards (default: a new one in /var/tmp, removed after)."
           + " Wiped and made anew, mode 0700; refused if it is not a directory of ours that only we"
           + " can write, or if another user could replace it or a directory above it.")
   Path workDir;
 
-  private final Map<String, List<Double>> seconds = new LinkedHashMap<>();
-  private long daemonRss;
-  private long shimRss;
+  private static final Pattern FETCHED = Pattern.compile("stopped: .*bytesFetched=(\\d+)");
+
+  /** workload -> row -> seconds per run. */
+  private final Map<String, Map<String, List<Double>>> seconds = new LinkedHashMap<>();
+  /** workload -> row -> bytes the daemon fetched per run. */
+  private final Map<String, Map<String, List<Long>>> fetched = new LinkedHashMap<>();
+  /** workload -> row -> per-read latencies (ms) of the random workload, all runs. */
+  private final Map<String, List<Double>> latencies = new LinkedHashMap<>();
+  /** process -> peak RSS (KiB). */
+  private final Map<String, Long> rss = new TreeMap<>();
+  private final List<String> notes = new ArrayList<>();
+  private Path src;
+  private long treeBytes;
+  private List<Path> randomFiles;
+  private Path work;
 
   @Override
   public Integer call() throws Exception {
@@ -66,25 +109,49 @@ final class BenchReadCommand implements Callable<Integer> {
 
   private int measure(Path work) throws Exception {
     PrintStream out = System.out;
-    Path src = tree != null ? tree : Path.of(System.getProperty("java.home")).toRealPath();
+    src = tree != null ? tree.toRealPath() : Path.of(System.getProperty("java.home")).toRealPath();
+    this.work = work;
     Path backend = Files.createDirectories(work.resolve("backend"));
     Path meta = work.resolve("meta.img");
     MkfsResult image = Mkfs.builder().layout(Layout.CHUNKED).blobDir(backend).build().build(src, meta);
     Files.copy(meta, backend.resolve(image.fsid()), StandardCopyOption.REPLACE_EXISTING);
     Path blob = image.dataBlob().orElseThrow().path();
-    long bytes = treeBytes(src);
-    out.printf("image of %s: %d inodes, %.1f MiB of file data, data blob %.1f MiB%n", src, image.inodes(),
-        bytes / 1048576.0, Files.size(blob) / 1048576.0);
+    String blobHex = image.dataBlob().get().sha256Hex();
+    treeBytes = treeBytes(src);
+    randomFiles = filesOf(src);
+    if (!Files.isExecutable(src.resolve("bin/java"))) {
+      workloads.remove("start");
+      notes.add("no start-up rows: the tree has no bin/java");
+    }
+    out.printf("image of %s: %d inodes, %.1f MiB of file data, data blob %.1f MiB, meta blob %.2f MiB%n", src,
+        image.inodes(), treeBytes / 1048576.0, Files.size(blob) / 1048576.0, Files.size(meta) / 1048576.0);
 
     Path mnt = Files.createDirectories(work.resolve("mnt"));
     Path bind = Files.createDirectories(work.resolve("bindfs"));
     run("bindfs", "-o", "ro", backend.toString(), bind.toString());
+    Path sqfs = null;
+    if (installed("squashfuse") && installed("mksquashfs")) {
+      sqfs = work.resolve("tree.sqfs");
+      run("mksquashfs", src.toString(), sqfs.toString(), "-noappend", "-quiet", "-no-progress");
+    } else {
+      notes.add("no squashfuse row: squashfuse or mksquashfs is not installed");
+    }
+    Path casyncStore = null;
+    Path casyncIndex = null;
+    if (installed("casync")) {
+      casyncStore = work.resolve("casync-store");
+      casyncIndex = work.resolve("tree.caidx");
+      run("casync", "make", "--store=" + casyncStore, casyncIndex.toString(), src.toString());
+    } else {
+      notes.add("no casync row: casync is not installed");
+    }
     io.lazypull.backend.loopback.S3ProxyServer s3 = null;
     String s3Uri = null;
     Map<String, String> s3Env = Map.of();
     if (BenchBackendsCommand.s3ProxyPresent()) {
       ServerLogs.quiet();
-      s3 = io.lazypull.backend.loopback.S3ProxyServer.start(Files.createDirectories(work.resolve("s3")), "bench", "bench-secret");
+      s3 = io.lazypull.backend.loopback.S3ProxyServer.start(Files.createDirectories(work.resolve("s3")), "bench",
+          "bench-secret");
       s3.createBucket("bench");
       s3Uri = s3.uri("bench/blobs/");
       s3Env = Map.of("AWS_ACCESS_KEY_ID", s3.identity(), "AWS_SECRET_ACCESS_KEY", s3.credential());
@@ -93,30 +160,65 @@ final class BenchReadCommand implements Callable<Integer> {
       if (push.process().waitFor() != 0) {
         throw new IOException("push to S3Proxy failed");
       }
+    } else {
+      notes.add("no S3 rows: S3Proxy is not on the class path; 'ci/bench read' adds it");
     }
     boolean fanotify = io.lazypull.sys.Fanotify.probePreContent(work) == null;
-    try (Stack warm = new Stack(work.resolve("warm"), "file://" + backend).withQuietLogFiles();
-        Stack warmFan = new Stack(work.resolve("warm-fan"), "file://" + backend).withQuietLogFiles()) {
-      fill(warm, image, mnt);
-      if (fanotify) {
-        fill(warmFan.frontend(Frontends.FANOTIFY), image, mnt);
+    if (!fanotify) {
+      notes.add("no fanotify rows: this kernel has no fanotify pre-content events");
+    }
+    String file = "file://" + backend;
+    try (Stack warm = new Stack(work.resolve("warm"), file).withQuietLogFiles();
+        Stack warmFan = new Stack(work.resolve("warm-fan"), file).withQuietLogFiles();
+        Stack marked = new Stack(work.resolve("warm-marked"), file).withQuietLogFiles()) {
+      if (selected("shim (FUSE), warm")) {
+        fill(warm, image, mnt, "all");
+      }
+      if (fanotify && selected("fanotify, warm (blob complete, unmarked)")) {
+        fill(warmFan.frontend(Frontends.FANOTIFY), image, mnt, "all");
+      }
+      if (fanotify && selected("fanotify, warm (blob partly cached, marked)")) {
+        // Partly cached: what start-up and the random reads touch, the rest a hole (still marked).
+        marked.frontend(Frontends.FANOTIFY);
+        marked.daemonArgs.addAll(List.of("--prefetch", "none"));
+        fill(marked, image, mnt, "start", "random");
+      }
+      if (s3Uri != null) {
+        download("warm-up", s3, s3Uri, image.fsid(), blobHex, mnt); // loads the S3 client's classes once
+        seconds.remove("warm-up");
       }
       for (int r = 0; r < runs; r++) {
-        time("native file-backed EROFS", mnt, () -> Mounts.mountErofs(meta, mnt, List.of(blob)));
-        time("EROFS over bindfs (C FUSE)", mnt,
-            () -> Mounts.mountErofs(bind.resolve(image.fsid()), mnt, List.of(bind.resolve(blob.getFileName()))));
-        time("shim (FUSE), warm cache", mnt, () -> warm.mount(image.fsid(), null, mnt));
-        if (fanotify) {
-          time("fanotify relay, warm cache", mnt, () -> warmFan.mount(image.fsid(), null, mnt));
-        }
-        cold("shim (FUSE), cold, file://", work.resolve("cold-" + r), "file://" + backend, Map.of(), image, mnt,
-            Frontends.FUSE);
-        if (fanotify) {
-          cold("fanotify relay, cold, file://", work.resolve("cold-fan-" + r), "file://" + backend, Map.of(), image,
-              mnt, Frontends.FANOTIFY);
-        }
-        if (s3Uri != null) {
-          cold("shim (FUSE), cold, S3Proxy", work.resolve("cold-s3-" + r), s3Uri, s3Env, image, mnt, Frontends.FUSE);
+        for (String w : workloads) {
+          time(w, "native file-backed EROFS (local blobs)", mnt, () -> Mounts.mountErofs(meta, mnt, List.of(blob)));
+          time(w, "EROFS over bindfs (C FUSE passthrough)", mnt, () -> Mounts.mountErofs(bind.resolve(image.fsid()), mnt,
+              List.of(bind.resolve(blob.getFileName()))));
+          if (sqfs != null) {
+            Path img = sqfs;
+            time(w, "squashfuse (local image)", mnt, () -> run("squashfuse", img.toString(), mnt.toString()));
+          }
+          if (casyncStore != null) {
+            casync(w, casyncStore, casyncIndex, mnt);
+          }
+          time(w, "shim (FUSE), warm", mnt, () -> warm.mount(image.fsid(), null, mnt));
+          if (fanotify) {
+            time(w, "fanotify, warm (blob complete, unmarked)", mnt, () -> warmFan.mount(image.fsid(), null, mnt));
+            if (!w.equals("all")) { // reading everything would complete it
+              time(w, "fanotify, warm (blob partly cached, marked)", mnt, () -> marked.mount(image.fsid(), null, mnt));
+            }
+          }
+          cold(w, "shim, cold, file://", r, file, Map.of(), image, mnt, Frontends.FUSE, "none");
+          if (fanotify) {
+            cold(w, "fanotify, cold, file://", r, file, Map.of(), image, mnt, Frontends.FANOTIFY, "none");
+          }
+          if (s3Uri != null) {
+            cold(w, "shim, cold, S3Proxy", r, s3Uri, s3Env, image, mnt, Frontends.FUSE, "none");
+            cold(w, "shim, cold, S3Proxy, --prefetch all", r, s3Uri, s3Env, image, mnt, Frontends.FUSE, "all");
+            if (fanotify) {
+              cold(w, "fanotify, cold, S3Proxy", r, s3Uri, s3Env, image, mnt, Frontends.FANOTIFY, "none");
+              cold(w, "fanotify, cold, S3Proxy, --prefetch all", r, s3Uri, s3Env, image, mnt, Frontends.FANOTIFY, "all");
+            }
+            download(w, s3, s3Uri, image.fsid(), blobHex, mnt);
+          }
         }
       }
     } finally {
@@ -126,22 +228,7 @@ final class BenchReadCommand implements Callable<Integer> {
         s3.close();
       }
     }
-
-    out.printf("%n%-34s %10s %10s %10s %10s%n", "read every file (tar | cat)", "median s", "MB/s", "min s", "max s");
-    double nativeMedian = Stats.median(seconds.values().iterator().next());
-    for (Map.Entry<String, List<Double>> e : seconds.entrySet()) {
-      double m = Stats.median(e.getValue());
-      out.printf("%-34s %10.3f %10.0f %10.3f %10.3f   x%.2f of native%n", e.getKey(), m, bytes / 1e6 / m,
-          Stats.min(e.getValue()), Stats.max(e.getValue()), m / nativeMedian);
-    }
-    out.printf("%npeak RSS (VmHWM) over the cold runs: daemon %.0f MiB, shim %.0f MiB%n",
-        daemonRss / 1024.0, shimRss / 1024.0);
-    if (s3Uri == null) {
-      out.println("(no S3 row: S3Proxy is not on the class path; 'ci/bench read' adds it)");
-    }
-    if (!fanotify) {
-      out.println("(no fanotify rows: this kernel has no fanotify pre-content events)");
-    }
+    print(out);
     return 0;
   }
 
@@ -149,37 +236,188 @@ final class BenchReadCommand implements Callable<Integer> {
     void mount() throws Exception;
   }
 
-  /** Drop caches, mount, read everything, unmount; record the read time. */
-  private void time(String row, Path mnt, Mount mount) throws Exception {
+  private boolean selected(String row) {
+    return only == null || row.startsWith("native") || only.matcher(row).find();
+  }
+
+  /** Drop caches, mount, run workload {@code w}, unmount; record the time. */
+  private void time(String w, String row, Path mnt, Mount mount) throws Exception {
+    if (!selected(row)) {
+      return;
+    }
     dropCaches();
     mount.mount();
     try {
-      long t0 = System.nanoTime();
-      readAll(mnt);
-      seconds.computeIfAbsent(row, k -> new ArrayList<>()).add((System.nanoTime() - t0) / 1e9);
+      record(w, row, workload(w, mnt, row));
     } finally {
-      Mounts.umount(mnt, 0);
+      Mounts.unmountOrDetach(mnt);
     }
   }
 
-  /** Starts {@code stack}, mounts the image, reads everything once (into its cache), unmounts. */
-  private static void fill(Stack stack, MkfsResult image, Path mnt) throws Exception {
+  private void record(String w, String row, double secs) {
+    seconds.computeIfAbsent(w, k -> new LinkedHashMap<>()).computeIfAbsent(row, k -> new ArrayList<>()).add(secs);
+  }
+
+  /** Runs workload {@code w} on the tree at {@code mnt}; seconds. */
+  private double workload(String w, Path mnt, String row) throws Exception {
+    long t0 = System.nanoTime();
+    switch (w) {
+      case "all" -> readAll(mnt);
+      case "start" -> run(mnt.resolve("bin/java").toString(), "-version");
+      case "random" -> {
+        List<Double> lat = latencies.computeIfAbsent(row, k -> new ArrayList<>());
+        Random rnd = new Random(42);
+        ByteBuffer buf = ByteBuffer.allocateDirect(4096);
+        for (int i = 0; i < randomReads; i++) {
+          Path f = randomFiles.get(rnd.nextInt(randomFiles.size()));
+          long size = Files.size(src.resolve(f));
+          long off = (long) rnd.nextInt((int) Math.min(Integer.MAX_VALUE, size / 4096)) * 4096;
+          long s = System.nanoTime();
+          try (FileChannel ch = FileChannel.open(mnt.resolve(f.toString()), StandardOpenOption.READ)) {
+            buf.clear();
+            ch.read(buf, off);
+          }
+          lat.add((System.nanoTime() - s) / 1e6);
+        }
+      }
+      default -> throw new IllegalArgumentException("unknown workload " + w + " (all, start, random)");
+    }
+    return (System.nanoTime() - t0) / 1e9;
+  }
+
+  /** Starts {@code stack}, mounts the image, runs {@code fills} once (into its cache), unmounts. */
+  private void fill(Stack stack, MkfsResult image, Path mnt, String... fills) throws Exception {
     stack.startShim().startDaemon();
     stack.mount(image.fsid(), null, mnt);
-    readAll(mnt);
+    for (String w : fills) {
+      if (workloads.contains(w) || w.equals("all")) {
+        workload(w, mnt, "fill");
+      }
+    }
+    latencies.remove("fill");
     stack.umount(mnt);
   }
 
-  private void cold(String row, Path dir, String uri, Map<String, String> env, MkfsResult image, Path mnt,
-      Frontends frontend) throws Exception {
-    try (Stack cold = new Stack(dir, uri).withQuietLogFiles().frontend(frontend)) {
-      cold.env.putAll(env);
-      cold.startShim().startDaemon();
-      time(row, mnt, () -> cold.mount(image.fsid(), null, mnt));
-      daemonRss = Math.max(daemonRss, vmHwmKib(cold.daemon.pid()));
-      shimRss = Math.max(shimRss, vmHwmKib(cold.shim.pid()));
+  private void cold(String w, String row, int r, String uri, Map<String, String> env, MkfsResult image, Path mnt,
+      Frontends frontend, String prefetch) throws Exception {
+    if (!selected(row)) {
+      return;
     }
+    Path dir = work.resolve("cold-" + r);
+    Path daemonLog;
+    try (Stack cold = new Stack(dir, uri).withQuietLogFiles().frontend(frontend)) {
+      daemonLog = cold.logFile("daemon");
+      cold.env.putAll(env);
+      cold.daemonArgs.addAll(List.of("--prefetch", prefetch));
+      cold.startShim().startDaemon();
+      time(w, row, mnt, () -> cold.mount(image.fsid(), null, mnt));
+      String front = frontend == Frontends.FUSE ? "shim (FUSE)" : "fanotify relay";
+      peak("daemon", cold.daemon.pid());
+      peak(front, cold.shim.pid());
+      if (cold.holder != null) {
+        peak("holder", cold.holder.pid());
+      }
+    }
+    Matcher m = FETCHED.matcher(Files.readString(daemonLog)); // its last words, at exit
+    long bytes = -1;
+    while (m.find()) {
+      bytes = Long.parseLong(m.group(1));
+    }
+    fetched.computeIfAbsent(w, k -> new LinkedHashMap<>()).computeIfAbsent(row, k -> new ArrayList<>()).add(bytes);
     run("rm", "-rf", dir.toString());
+  }
+
+  /** The baseline: download the meta and data blob whole from S3, then a native read. */
+  private void download(String w, io.lazypull.backend.loopback.S3ProxyServer s3, String uri, String fsid, String blobHex,
+      Path mnt) throws Exception {
+    if (!selected("download whole blobs from S3Proxy, then native")) {
+      return;
+    }
+    Path dir = Files.createDirectories(work.resolve("download"));
+    dropCaches();
+    long t0 = System.nanoTime();
+    try (BlobBackend b = Backends.open(uri, BackendOptions.builder()
+        .credentials(new Credentials(s3.identity(), s3.credential())).build())) {
+      for (String hex : List.of(fsid, blobHex)) {
+        try (FileChannel ch = FileChannel.open(dir.resolve(hex), StandardOpenOption.CREATE, StandardOpenOption.WRITE,
+            StandardOpenOption.TRUNCATE_EXISTING)) {
+          b.transferTo(hex, ch);
+        }
+      }
+    }
+    double fetch = (System.nanoTime() - t0) / 1e9;
+    Mounts.mountErofs(dir.resolve(fsid), mnt, List.of(dir.resolve(blobHex)));
+    try {
+      double read = w.equals("warm-up") ? 0 : workload(w, mnt, "download");
+      record(w, "download whole blobs from S3Proxy, then native", fetch + read);
+    } finally {
+      Mounts.unmountOrDetach(mnt);
+      latencies.remove("download");
+      run("rm", "-rf", dir.toString());
+    }
+  }
+
+  private void casync(String w, Path store, Path index, Path mnt) throws Exception {
+    if (!selected("casync mount (FUSE, lazy, local store)")) {
+      return;
+    }
+    dropCaches();
+    Process p = new ProcessBuilder("casync", "mount", "--store=" + store, index.toString(), mnt.toString())
+        .redirectErrorStream(true).redirectOutput(work.resolve("casync.log").toFile()).start();
+    try {
+      for (int i = 0; i < 600 && !Stack.isFuseMounted(mnt); i++) {
+        Thread.sleep(50);
+      }
+      if (!Stack.isFuseMounted(mnt)) {
+        throw new IOException("casync mount did not mount within 30 s: " + Files.readString(work.resolve("casync.log")));
+      }
+      record(w, "casync mount (FUSE, lazy, local store)", workload(w, mnt, "casync mount (FUSE, lazy, local store)"));
+    } finally {
+      Mounts.unmountOrDetach(mnt);
+      p.destroy();
+      p.waitFor(10, TimeUnit.SECONDS);
+    }
+  }
+
+  private void peak(String process, long pid) throws IOException {
+    rss.merge(process, vmHwmKib(pid), Math::max);
+  }
+
+  private void print(PrintStream out) {
+    for (Map.Entry<String, Map<String, List<Double>>> w : seconds.entrySet()) {
+      String title = switch (w.getKey()) {
+        case "all" -> String.format("read every file (tar | cat), %.0f MB", treeBytes / 1e6);
+        case "start" -> "start-up: bin/java -version from the image";
+        default -> randomReads + " random 4 KiB preads (" + randomReads * 4096L / 1048576 + " MiB asked)";
+      };
+      out.printf("%n%s, %d runs%n", title, runs);
+      out.printf("| %-48s | %9s | %9s | %9s | %7s | %s |%n", "how", "median s", "min s", "max s", "native", "fetched");
+      out.printf("| --- | --- | --- | --- | --- | --- |%n");
+      double nativeMedian = Stats.median(w.getValue().values().iterator().next());
+      for (Map.Entry<String, List<Double>> e : w.getValue().entrySet()) {
+        double m = Stats.median(e.getValue());
+        List<Long> f = fetched.getOrDefault(w.getKey(), Map.of()).get(e.getKey());
+        String fetch = "";
+        if (f != null && !f.isEmpty()) {
+          List<Double> mib = f.stream().map(b -> b / 1048576.0).toList();
+          fetch = String.format("%.1f MiB", Stats.median(mib));
+          if (w.getKey().equals("random")) {
+            fetch += String.format(" (%.1fx asked)", Stats.median(mib) * 1048576.0 / (randomReads * 4096.0));
+          }
+        }
+        List<Double> lat = latencies.get(e.getKey());
+        if (w.getKey().equals("random") && lat != null && !lat.isEmpty()) {
+          fetch += String.format("%sread p50 %.2f / p99 %.1f ms", fetch.isEmpty() ? "" : "; ", Stats.percentile(lat, 50),
+              Stats.percentile(lat, 99));
+        }
+        out.printf("| %-48s | %9.3f | %9.3f | %9.3f | %7.2f | %s |%n", e.getKey(), m, Stats.min(e.getValue()),
+            Stats.max(e.getValue()), m / nativeMedian, fetch);
+      }
+    }
+    out.printf("%npeak RSS (VmHWM) over the cold runs:");
+    rss.forEach((k, v) -> out.printf(" %s %.0f MiB;", k, v / 1024.0));
+    out.println();
+    notes.forEach(n -> out.println("(" + n + ")"));
   }
 
   static void readAll(Path dir) throws Exception {
@@ -202,8 +440,25 @@ final class BenchReadCommand implements Callable<Integer> {
 
   private static long treeBytes(Path dir) throws IOException {
     try (Stream<Path> s = Files.walk(dir)) {
-      return s.filter(Files::isRegularFile).mapToLong(p -> p.toFile().length()).sum();
+      return s.filter(p -> Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS)).mapToLong(p -> p.toFile().length()).sum();
     }
+  }
+
+  /** Regular files of at least 4 KiB, relative to {@code dir}, in a fixed order. */
+  private static List<Path> filesOf(Path dir) throws IOException {
+    try (Stream<Path> s = Files.walk(dir)) {
+      return s.filter(p -> Files.isRegularFile(p, LinkOption.NOFOLLOW_LINKS) && p.toFile().length() >= 4096)
+          .map(dir::relativize).sorted().toList();
+    }
+  }
+
+  private static boolean installed(String command) {
+    for (String d : System.getenv().getOrDefault("PATH", "/usr/bin:/bin").split(":")) {
+      if (Files.isExecutable(Path.of(d, command))) {
+        return true;
+      }
+    }
+    return false;
   }
 
   static void run(String... cmd) throws IOException {

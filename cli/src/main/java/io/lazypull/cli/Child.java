@@ -42,7 +42,7 @@ final class Child implements AutoCloseable {
     List<String> cmd = new ArrayList<>();
     cmd.add(ProcessHandle.current().info().command().orElse("java"));
     cmd.add("-Xmx" + heap);
-    cmd.add("-XX:+UseSerialGC");
+    cmd.addAll(memoryOptions(name));
     cmd.addAll(Cds.jvmOptions(cds));
     cmd.addAll(nativeLibraryOptions());
     cmd.add("-cp");
@@ -54,6 +54,23 @@ final class Child implements AutoCloseable {
       c.env(java.util.Map.of(Main.LOG_FORMAT, Main.logFormat));
     }
     return c;
+  }
+
+  /**
+   * JVM options that keep a child's memory small (measured in docs/benchmarks.md): the serial
+   * collector with a heap that starts at 8 MiB and grows only as needed (the default initial
+   * heap, 1/64 of the machine's memory, was touched whole before the first collection: the
+   * daemon peaked at 190 MiB reading 1 MiB), no perf-data file, and for the processes that do
+   * little computing (holder, shim, relay) only the C1 compiler: fewer compiler threads and
+   * less code cache. The daemon keeps C2: only C2 code uses the CPU's SHA-256 instructions,
+   * and the daemon hashes every byte it fetches.
+   */
+  static List<String> memoryOptions(String name) {
+    List<String> options = new ArrayList<>(List.of("-XX:+UseSerialGC", "-Xms8m", "-XX:-UsePerfData"));
+    if (!name.equals("daemon")) {
+      options.add("-XX:TieredStopAtLevel=1");
+    }
+    return options;
   }
 
   /**

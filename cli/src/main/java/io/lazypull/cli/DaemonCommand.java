@@ -78,13 +78,19 @@ final class DaemonCommand implements Callable<Integer> {
       description = "What outlives the daemon: piece digests of data blobs (default: ${DEFAULT-VALUE}).")
   Path stateDir;
 
-  @Option(names = "--fetch-size", paramLabel = "BYTES", defaultValue = "1048576",
-      description = "Fetch at least this much per backend request (a multiple of 4096; default: ${DEFAULT-VALUE}).")
+  @Option(names = "--fetch-size", paramLabel = "BYTES", defaultValue = "4194304",
+      description = "The largest fetch: a sequential reader's windows grow up to it, a random read fetches"
+          + " only the pieces it touches (a multiple of 4096; default: ${DEFAULT-VALUE}).")
   int fetchSize;
 
   @Option(names = "--threads", paramLabel = "N", defaultValue = "16",
       description = "Concurrent fetches (default: ${DEFAULT-VALUE}).")
   int threads;
+
+  @Option(names = "--prefetch", paramLabel = "all|none", defaultValue = "none",
+      description = "all: fetch every blob the device opens whole, in the background, while no READ needs"
+          + " a fetch (READs always go first); none: only what is read (default: ${DEFAULT-VALUE}).")
+  String prefetch;
 
   @Option(names = "--whole-blob-max", paramLabel = "BYTES", defaultValue = "67108864",
       description = "Blobs up to this size without piece digests (meta blobs) are fetched whole and"
@@ -175,7 +181,10 @@ final class DaemonCommand implements Callable<Integer> {
   private DaemonConfig config() throws java.io.IOException {
     DaemonConfig c;
     try {
-      c = new DaemonConfig(fetchSize, threads, wholeBlobMax, null, readTimeout);
+      if (!prefetch.equals("all") && !prefetch.equals("none")) {
+        throw new IllegalArgumentException("--prefetch must be all or none, not '" + prefetch + "'");
+      }
+      c = new DaemonConfig(fetchSize, threads, wholeBlobMax, null, readTimeout, prefetch.equals("all"));
     } catch (IllegalArgumentException e) {
       throw new picocli.CommandLine.ParameterException(spec.commandLine(), e.getMessage());
     }

@@ -44,6 +44,11 @@ final class MkfsCommand implements Callable<Integer> {
       description = "Chunk size of the chunked layout: a power of two >= 4096, e.g. 64K (default: 1M).")
   Long chunkSize;
 
+  @Option(names = "--piece-size", paramLabel = "BYTES", converter = ByteSizes.class,
+      description = "Piece size of the blob index (chunked, tar-index): the smallest range the daemon"
+          + " fetches and verifies; a power of two from 4K to 64M (default: 16K).")
+  Long pieceSize;
+
   @Option(names = "--blob-dir", paramLabel = "DIR",
       description = "Where the data blob goes (default: OUTPUT's directory).")
   Path blobDir;
@@ -79,6 +84,16 @@ final class MkfsCommand implements Callable<Integer> {
       }
       try {
         b.chunkSize(chunkSize);
+      } catch (IllegalArgumentException e) {
+        throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
+      }
+    }
+    if (pieceSize != null) {
+      if (l == Layout.FULL) {
+        throw new CommandLine.ParameterException(spec.commandLine(), "--piece-size only applies to --layout chunked or tar-index");
+      }
+      try {
+        b.pieceSize(pieceSize);
       } catch (IllegalArgumentException e) {
         throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());
       }

@@ -64,6 +64,11 @@ final class UpCommand implements Callable<Integer> {
       description = "Extra argument for the daemon (repeatable), e.g. --daemon-arg=--fetch-size=262144.")
   List<String> daemonArgs = new ArrayList<>();
 
+  @Option(names = "--prefetch", paramLabel = "all|none", defaultValue = "all",
+      description = "all: after the mount, fetch the whole image in the background, never ahead of a read;"
+          + " none: only what is read (default: ${DEFAULT-VALUE}).")
+  String prefetch;
+
   @Option(names = "--frontend", paramLabel = "fuse|fanotify|kernel|auto", defaultValue = "fuse",
       description = "How reads reach the daemon (default: ${DEFAULT-VALUE}).")
   String frontend;
@@ -104,6 +109,7 @@ final class UpCommand implements Callable<Integer> {
     }
     Stack stack = new Stack(cacheDir, backend).frontend(chosen).childrenDieWithUs().lock();
     DeadMounts.clear(stack, target.toAbsolutePath());
+    stack.daemonArgs.addAll(List.of("--prefetch", prefetch));
     stack.daemonArgs.addAll(daemonArgs);
     stack.shimArgs.addAll(cacheOptions.args());
     if (Main.config != null) { // the daemon and the shim read the same file (their own keys)
@@ -160,6 +166,9 @@ final class UpCommand implements Callable<Integer> {
         Frontends.parse(frontend);
       }
       cacheOptions.config(cacheDir, frontend.equals("fanotify")); // a bad --cache-size before anything starts
+      if (!prefetch.equals("all") && !prefetch.equals("none")) {
+        throw new IllegalArgumentException("--prefetch must be all or none, not '" + prefetch + "'");
+      }
       Backends.open(backend, BackendOptions.defaults()).close(); // parses the URI; a file:// dir must exist
     } catch (IllegalArgumentException | CommandLine.TypeConversionException e) {
       throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());

@@ -96,6 +96,12 @@ class ImageCommandsTest {
     assertThat(bad.err()).contains("unknown layout 'zip'");
     assertThat(lazypull("mkfs", "--chunk-size", "5000", "--layout", "chunked", src.toString(),
         tmp.resolve("x").toString()).code()).isEqualTo(2);
+    Result piece = lazypull("mkfs", "--piece-size", "5000", "--layout", "chunked", src.toString(),
+        tmp.resolve("x").toString());
+    assertThat(piece.code()).isEqualTo(2);
+    assertThat(piece.err()).contains("piece size must be a power of two");
+    assertThat(lazypull("mkfs", "--piece-size", "64K", src.toString(), tmp.resolve("x").toString()).err())
+        .contains("--piece-size only applies to --layout chunked or tar-index");
     Result missing = lazypull("mkfs", tmp.resolve("nope").toString(), tmp.resolve("x").toString());
     assertThat(missing.code()).isEqualTo(1);
     assertThat(missing.err().strip()).doesNotContain("\n").contains("no such file or directory");
@@ -129,7 +135,12 @@ class ImageCommandsTest {
     JsonNode doc = new ObjectMapper().readTree(json.out());
     assertThat(doc.get("deviceData").asText()).isEqualTo("readable");
     assertThat(doc.get("devices").get(0).get("tag").asText()).isEqualTo(blobHex);
-    assertThat(doc.get("blobIndex").get(0).get("pieceSize").asInt()).isEqualTo(65536);
+    assertThat(doc.get("blobIndex").get(0).get("pieceSize").asInt()).isEqualTo(16384); // the default, not the chunk size
+    Result big = lazypull("mkfs", "--layout", "chunked", "--piece-size", "1M", "--blob-dir", blobs.toString(),
+        src.toString(), tmp.resolve("meta-1m").toString());
+    assertThat(big.code()).as(big.err()).isZero();
+    JsonNode bigDoc = new ObjectMapper().readTree(lazypull("inspect", "--json", tmp.resolve("meta-1m").toString()).out());
+    assertThat(bigDoc.get("blobIndex").get(0).get("pieceSize").asInt()).isEqualTo(1 << 20);
     List<String> paths = new ArrayList<>();
     doc.get("tree").forEach(e -> paths.add(e.get("path").asText()));
     assertThat(paths).contains("/", "/file", "/hard", "/sub/deep", "/link");

@@ -37,6 +37,12 @@ public final class BackendBlobSource implements BlobSource {
   }
 
   @Override
+  public void transferTo(String digest, long size, java.nio.channels.WritableByteChannel target)
+      throws IOException {
+    backend.transferTo(digest, target); // one request, resumed where it broke off on a retry
+  }
+
+  @Override
   public boolean isNotFound(IOException e) {
     return e instanceof BackendException b && b.kind() == BackendException.Kind.NOT_FOUND;
   }

@@ -18,6 +18,25 @@ public interface BlobSource {
    */
   void readFully(String digest, long offset, ByteBuffer dst) throws IOException;
 
+  /**
+   * Streams the whole blob into {@code target}, in order, as one transfer where the backend
+   * can (background prefetch: one request instead of one per window). By default in 4 MiB
+   * reads.
+   */
+  default void transferTo(String digest, long size, java.nio.channels.WritableByteChannel target)
+      throws IOException {
+    ByteBuffer buf = ByteBuffer.allocate((int) Math.min(size, 4 << 20));
+    for (long off = 0; off < size; ) {
+      buf.clear().limit((int) Math.min(buf.capacity(), size - off));
+      readFully(digest, off, buf);
+      buf.flip();
+      off += buf.remaining();
+      while (buf.hasRemaining()) {
+        target.write(buf);
+      }
+    }
+  }
+
   /** True if the failure means the blob does not exist (answered with ENOENT, not EIO). */
   default boolean isNotFound(IOException e) {
     return false;

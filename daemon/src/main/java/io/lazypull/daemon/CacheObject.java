@@ -16,8 +16,13 @@ final class CacheObject {
   final AnonFd fd;
   final Domains.BlobRef blob;
   final long size;
-  /** Fetch windows in flight, by window start: concurrent READs of one window share a fetch. */
-  final ConcurrentHashMap<Long, CompletableFuture<Void>> windows = new ConcurrentHashMap<>();
+  /**
+   * Fetches in flight, by unit (piece) index: concurrent READs of one unit share a fetch.
+   * Changed under its own lock, so that two READs never both start fetching one unit.
+   */
+  final ConcurrentHashMap<Long, CompletableFuture<Void>> inflight = new ConcurrentHashMap<>();
+  /** Window sizing of this object's missed READs. */
+  final Readahead readahead = new Readahead();
 
   private int users = 1; // the object table's reference
   private boolean closed;

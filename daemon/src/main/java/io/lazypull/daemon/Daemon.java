@@ -56,6 +56,8 @@ public final class Daemon implements AutoCloseable {
   /** Waits before probing a backend that stopped answering: 1 s, doubled up to 5 s. */
   private static final long PROBE_FIRST_NANOS = TimeUnit.SECONDS.toNanos(1);
   private static final long PROBE_MAX_NANOS = TimeUnit.SECONDS.toNanos(5);
+  /** Prefetch fetches in flight at most: enough to fill a loopback link, few enough for 2 cores. */
+  private static final int PREFETCH_FETCHES = 2;
 
   private final Device device;
   private final Domains domains;
@@ -69,6 +71,7 @@ public final class Daemon implements AutoCloseable {
   private final BackendHealth health;
   private final long readTimeoutNanos;
   private final Fetcher fetcher;
+  private final Prefetcher prefetcher; // null: no background prefetch
   private final Path privateStateDir; // deleted on close when we made it
   private final Path tmpDir; // this process's temp files (state/tmp/PID)
   private final AtomicLong inFlight = new AtomicLong(); // requests read but not yet answered
@@ -99,6 +102,9 @@ public final class Daemon implements AutoCloseable {
     this.readTimeoutNanos = config.readTimeout().toNanos();
     this.fetcher = new Fetcher(config, fetchPool, new PieceCatalog(state),
         indexReader == null ? BlobIndexReader.NONE : indexReader, tmp, metrics, health);
+    this.prefetcher = config.prefetch()
+        ? new Prefetcher(fetcher, health, o -> objects.get(o.objectId) == o, config.fetchSize(), PREFETCH_FETCHES)
+        : null;
   }
 
   /**
@@ -177,6 +183,9 @@ public final class Daemon implements AutoCloseable {
       metrics.opens.increment();
       log.info("OPEN domain {} blob {} size {} (object {}, from {})", blob.domain(), blob.digest(), size,
           open.objectId(), blob.source().describe());
+      if (prefetcher != null) {
+        prefetcher.add(obj);
+      }
     } catch (IOException e) {
       log.warn("copen {},{} for {} failed: {}", open.msgId(), size, blob, e.getMessage());
       if (objects.remove(open.objectId(), obj)) {
@@ -381,6 +390,9 @@ public final class Daemon implements AutoCloseable {
     }
     if (inFlight.get() > 0) {
       log.warn("closing with {} requests still unanswered", inFlight.get());
+    }
+    if (prefetcher != null) {
+      prefetcher.close();
     }
     openPool.shutdownNow();
     fetchPool.shutdownNow();

@@ -8,8 +8,9 @@ import java.time.Duration;
  * How the daemon fetches. Immutable; {@link #defaults()} is what {@code lazypull daemon} uses
  * unless told otherwise.
  *
- * @param fetchSize bytes fetched per backend request at least (READs are amplified to aligned
- *     windows of this size, so one fetch serves many small reads); a multiple of 4 KiB
+ * @param fetchSize the largest window: a sequential reader's windows grow up to it (a random
+ *     read fetches only the pieces it touches); blobs without piece digests are fetched in
+ *     aligned windows of this size; a prefetch step; a multiple of 4 KiB
  * @param threads fetch threads: concurrent backend requests; one slow fetch does not block the
  *     request loop or other fetches
  * @param wholeBlobMax blobs up to this size with no piece digests (meta blobs) are fetched whole
@@ -18,11 +19,16 @@ import java.time.Duration;
  *     blobs, temp files); null: a private temp directory
  * @param readTimeout the longest a READ waits for its data: then it is completed without (the
  *     reader gets EIO) while the fetch goes on; the same for every front end
+ * @param prefetch fetch every blob the device opens whole, in the background ({@link
+ *     Prefetcher}), after and never before the READs
  */
-public record DaemonConfig(int fetchSize, int threads, long wholeBlobMax, Path stateDir, Duration readTimeout) {
+public record DaemonConfig(int fetchSize, int threads, long wholeBlobMax, Path stateDir, Duration readTimeout,
+    boolean prefetch) {
   public static final int PAGE = 4096;
   /** Well under a minute, and room for a stalled backend attempt plus one retry. */
   public static final Duration DEFAULT_READ_TIMEOUT = Duration.ofSeconds(20);
+  /** The largest window: 4 MiB ranges reach a loopback S3's whole-blob throughput. */
+  public static final int DEFAULT_FETCH_SIZE = 4 << 20;
 
   public DaemonConfig {
     if (fetchSize < PAGE || fetchSize % PAGE != 0) {
@@ -40,28 +46,37 @@ public record DaemonConfig(int fetchSize, int threads, long wholeBlobMax, Path s
     }
   }
 
+  /** Without background prefetch. */
+  public DaemonConfig(int fetchSize, int threads, long wholeBlobMax, Path stateDir, Duration readTimeout) {
+    this(fetchSize, threads, wholeBlobMax, stateDir, readTimeout, false);
+  }
+
   public static DaemonConfig defaults() {
-    return new DaemonConfig(1 << 20, 16, 64L << 20, null, DEFAULT_READ_TIMEOUT);
+    return new DaemonConfig(DEFAULT_FETCH_SIZE, 16, 64L << 20, null, DEFAULT_READ_TIMEOUT, false);
   }
 
   public DaemonConfig withFetchSize(int v) {
-    return new DaemonConfig(v, threads, wholeBlobMax, stateDir, readTimeout);
+    return new DaemonConfig(v, threads, wholeBlobMax, stateDir, readTimeout, prefetch);
   }
 
   public DaemonConfig withThreads(int v) {
-    return new DaemonConfig(fetchSize, v, wholeBlobMax, stateDir, readTimeout);
+    return new DaemonConfig(fetchSize, v, wholeBlobMax, stateDir, readTimeout, prefetch);
   }
 
   public DaemonConfig withWholeBlobMax(long v) {
-    return new DaemonConfig(fetchSize, threads, v, stateDir, readTimeout);
+    return new DaemonConfig(fetchSize, threads, v, stateDir, readTimeout, prefetch);
   }
 
   public DaemonConfig withStateDir(Path v) {
-    return new DaemonConfig(fetchSize, threads, wholeBlobMax, v, readTimeout);
+    return new DaemonConfig(fetchSize, threads, wholeBlobMax, v, readTimeout, prefetch);
   }
 
   public DaemonConfig withReadTimeout(Duration v) {
-    return new DaemonConfig(fetchSize, threads, wholeBlobMax, stateDir, v);
+    return new DaemonConfig(fetchSize, threads, wholeBlobMax, stateDir, v, prefetch);
+  }
+
+  public DaemonConfig withPrefetch(boolean v) {
+    return new DaemonConfig(fetchSize, threads, wholeBlobMax, stateDir, readTimeout, v);
   }
 
   /**

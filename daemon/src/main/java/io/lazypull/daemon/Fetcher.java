@@ -7,29 +7,39 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.security.MessageDigest;
+import java.util.ArrayList;
 import java.util.HexFormat;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Fills ranges of cache objects from their backends. A READ is widened to aligned windows of
- * the fetch size (so one fetch serves the many small reads that follow it), READs that need the
- * same window of the same object wait on one fetch, and nothing is written before it is
- * verified:
+ * Fills ranges of cache objects from their backends. A blob is cut into units: its pieces when
+ * a meta blob gave their digests (data blobs), else the whole blob when it is small (meta
+ * blobs), else aligned windows of the fetch size. A missed READ fetches the units it touches,
+ * and more when it continues a sequential stream ({@link Readahead}: windows grow up to the
+ * fetch size); READs that need a unit already being fetched wait on that fetch; nothing is
+ * written before it is verified:
  *
  * <ul>
- *   <li>blobs with piece digests (data blobs named in a meta blob's index): windows are aligned
- *       to pieces and every piece is checked;
+ *   <li>blobs with piece digests (data blobs named in a meta blob's index): every piece is
+ *       checked;
  *   <li>blobs without, up to {@code wholeBlobMax} (meta blobs): fetched whole, checked against
  *       their own name (the sha256), and then searched for piece digests of other blobs;
  *   <li>bigger blobs without piece digests: written unverified, with one warning per blob.
  * </ul>
+ *
+ * <p>Background prefetch ({@link Prefetcher}) fetches through {@link #prefetch} on its own
+ * threads, never on the demand threads, and waits while demand fetches run ({@link
+ * #awaitNoDemand}); a READ that needs a unit a prefetch is fetching waits on that fetch like on
+ * any other.
  */
 final class Fetcher {
   private static final Logger log = LoggerFactory.getLogger(Fetcher.class);
@@ -44,12 +54,14 @@ final class Fetcher {
   private final Metrics metrics;
   private final BackendHealth health;
   private final Set<String> warnedUnverified = ConcurrentHashMap.newKeySet();
+  private final AtomicInteger demandFetches = new AtomicInteger();
+  private final Object demandIdle = new Object();
 
   Fetcher(DaemonConfig config, Executor executor, PieceCatalog catalog, BlobIndexReader indexReader,
       Path tmpDir, Metrics metrics, BackendHealth health) {
     this.config = config;
     this.executor = executor;
-    this.buffers = new BufferPool(config.fetchSize(), config.threads());
+    this.buffers = new BufferPool(config.fetchSize(), 2);
     this.catalog = catalog;
     this.indexReader = indexReader;
     this.tmpDir = tmpDir;
@@ -57,54 +69,354 @@ final class Fetcher {
     this.health = health;
   }
 
-  /**
-   * Makes [start, end) of {@code obj} present in its cache file. The future completes when
-   * every window covering the range has been written, or fails with the first fetch error. It
-   * is the caller's own: completing it (a deadline) leaves the fetches running. Each window's
-   * fetch holds a reference to {@code obj}, so its anon fd stays open until the fetch ends,
-   * also when no READ waits for it any more.
-   */
-  CompletableFuture<Void> fill(CacheObject obj, long start, long end) {
-    Optional<PieceIndex> pieces = catalog.get(obj.blob.digest())
-        .filter(p -> p.blobSize() == obj.size);
-    long window;
+  /** The future of a background fetch: a READ waiting on one fetches again if it fails. */
+  private static final class Background extends CompletableFuture<Void> {}
+
+  /** How {@code obj} is cut: unit size, its piece digests (or null), whether windows adapt. */
+  private record Grid(long unit, PieceIndex pieces, long units, int maxUnits) {}
+
+  private Grid grid(CacheObject obj) {
+    Optional<PieceIndex> pieces = catalog.get(obj.blob.digest()).filter(p -> p.blobSize() == obj.size);
+    long unit;
     if (pieces.isPresent()) {
-      int p = pieces.get().pieceSize();
-      window = Math.max(p, (long) config.fetchSize() / p * p);
+      unit = pieces.get().pieceSize();
     } else if (obj.size <= config.wholeBlobMax()) {
-      window = roundUp(Math.max(obj.size, 1), PAGE); // one window: the whole blob
+      unit = roundUp(Math.max(obj.size, 1), PAGE); // one unit: the whole blob
     } else {
       if (warnedUnverified.add(obj.blob.digest())) {
         log.warn("blob {} ({} bytes) has no piece digests (no blob index in any meta blob seen):"
             + " its ranges are written unverified", obj.blob, obj.size);
       }
-      window = config.fetchSize();
+      unit = config.fetchSize();
     }
-    long first = start / window;
-    long last = (end - 1) / window;
-    CompletableFuture<?>[] parts = new CompletableFuture<?>[(int) (last - first + 1)];
-    for (long k = first; k <= last; k++) {
-      long wStart = k * window;
-      long wEnd = Math.min(wStart + window, obj.size);
-      boolean[] started = {false};
-      CompletableFuture<Void> f = obj.windows.computeIfAbsent(wStart, s -> {
-        if (!obj.acquire()) {
-          return CompletableFuture.failedFuture(new IOException(obj + " is closed"));
+    int maxUnits = (int) Math.max(1, config.fetchSize() / unit);
+    return new Grid(unit, pieces.orElse(null), (Math.max(obj.size, 1) + unit - 1) / unit, maxUnits);
+  }
+
+  /**
+   * Makes [start, end) of {@code obj} present in its cache file, for a READ. The future
+   * completes when every unit covering the range has been written, or fails with the first
+   * fetch error. It is the caller's own: completing it (a deadline) leaves the fetches running.
+   * Each fetch holds a reference to {@code obj}, so its anon fd stays open until the fetch
+   * ends, also when no READ waits for it any more.
+   */
+  CompletableFuture<Void> fill(CacheObject obj, long start, long end) {
+    Grid g = grid(obj);
+    long first = start / g.unit;
+    long last = (end - 1) / g.unit + 1;
+    Readahead.Window w = g.pieces == null ? new Readahead.Window(first, last)
+        : obj.readahead.plan(first, last, g.maxUnits, g.units);
+    return ensure(obj, g, w.from(), w.to(), first, last, executor, true);
+  }
+
+  /**
+   * Background: fetches the units of [start, end) of {@code obj} that are neither cached nor
+   * being fetched, on {@code prefetchExecutor}. The future completes when the fetches this call
+   * started end (not those others started).
+   */
+  CompletableFuture<Void> prefetch(CacheObject obj, long start, long end, Executor prefetchExecutor) {
+    Grid g = grid(obj);
+    long first = start / g.unit;
+    long last = Math.min(g.units, (end - 1) / g.unit + 1);
+    return ensure(obj, g, first, last, first, last, prefetchExecutor, false);
+  }
+
+  /**
+   * Background, for a blob with piece digests: streams it whole from its backend in one
+   * transfer (where each ranged request costs a round trip, one stream runs at the speed of a
+   * download), verifying and writing it in batches of the largest window. A batch's pieces
+   * count as in flight while it arrives, so READs that need them wait on it rather than fetch
+   * them again; batches already cached are not written. Before each batch it waits while
+   * demand fetches run (the backend's flow control pauses the transfer) and gives up once
+   * {@code keepGoing} says so. Returns false if the blob has no piece digests (nothing done).
+   */
+  boolean stream(CacheObject obj, java.util.function.BooleanSupplier keepGoing) throws IOException {
+    Grid g = grid(obj);
+    if (g.pieces == null || !obj.acquire()) {
+      return false;
+    }
+    try (BatchWriter w = new BatchWriter(obj, g, keepGoing)) {
+      metrics.fetches.increment();
+      obj.blob.source().transferTo(obj.blob.digest(), obj.size, w);
+      w.flush();
+      return true;
+    } finally {
+      obj.release();
+    }
+  }
+
+  /** Receives a blob's bytes in order; verifies and writes them a batch at a time. */
+  private final class BatchWriter implements java.nio.channels.WritableByteChannel {
+    private final CacheObject obj;
+    private final Grid g;
+    private final java.util.function.BooleanSupplier keepGoing;
+    private final ByteBuffer batch;
+    private long batchStart;
+    private CompletableFuture<Void> claim; // the in-flight entry of the batch's units we took
+    private long claimFrom;
+    private long claimTo;
+
+    BatchWriter(CacheObject obj, Grid g, java.util.function.BooleanSupplier keepGoing) {
+      this.obj = obj;
+      this.g = g;
+      this.keepGoing = keepGoing;
+      this.batch = buffers.acquire((int) (g.maxUnits * g.unit));
+      batch.clear().limit((int) Math.min(batch.capacity(), obj.size));
+    }
+
+    @Override
+    public int write(ByteBuffer src) throws IOException {
+      int n = 0;
+      while (src.hasRemaining()) {
+        if (claim == null) {
+          begin();
         }
-        started[0] = true;
-        return CompletableFuture.runAsync(() -> fetchWindow(obj, wStart, wEnd, pieces.orElse(null)), executor);
-      });
-      if (started[0]) {
-        f.whenComplete((v, e) -> {
-          obj.windows.remove(wStart, f);
-          obj.release();
-        });
-      } else {
-        metrics.mergedReads.increment();
+        int take = Math.min(src.remaining(), batch.remaining());
+        ByteBuffer part = src.duplicate();
+        part.limit(part.position() + take);
+        batch.put(part);
+        src.position(src.position() + take);
+        n += take;
+        if (!batch.hasRemaining()) {
+          flush();
+        }
       }
-      parts[(int) (k - first)] = f;
+      return n;
     }
-    return CompletableFuture.allOf(parts);
+
+    /** Before a batch arrives: READs first, then claim its units that are neither cached nor in flight. */
+    private void begin() throws IOException {
+      try {
+        while (!awaitNoDemand(500)) {
+          if (!keepGoing.getAsBoolean()) {
+            break;
+          }
+        }
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new java.io.InterruptedIOException("prefetch stopped");
+      }
+      if (!keepGoing.getAsBoolean()) {
+        throw new java.io.InterruptedIOException("prefetch of " + obj + " stopped");
+      }
+      claim = new Background();
+      claimFrom = batchStart / g.unit;
+      claimTo = Math.min(g.units, (batchStart + batch.limit() + g.unit - 1) / g.unit);
+      synchronized (obj.inflight) {
+        for (long u = claimFrom; u < claimTo; u++) {
+          obj.inflight.putIfAbsent(u, claim);
+        }
+      }
+    }
+
+    /** The batch is complete (or the blob ended): verify, write unless cached, release the claim. */
+    void flush() throws IOException {
+      if (claim == null) {
+        return;
+      }
+      int len = batch.position();
+      try {
+        batch.flip();
+        metrics.bytesFetched.add(len);
+        if (len > 0 && !obj.isCached(batchStart, roundUp(batchStart + len, PAGE))) {
+          g.pieces.verify(obj.blob.digest(), batchStart, batch);
+          Fetcher.this.write(obj, batchStart, batch, len);
+        }
+        release(null);
+      } catch (IOException | RuntimeException e) {
+        release(e);
+        throw e;
+      } finally {
+        batchStart += len;
+        batch.clear().limit((int) Math.min(batch.capacity(), obj.size - batchStart));
+      }
+    }
+
+    /** Drops the batch's in-flight entries, then completes it (READs on a failed one fetch again). */
+    private void release(Throwable failure) {
+      CompletableFuture<Void> c = claim;
+      claim = null;
+      synchronized (obj.inflight) {
+        for (long u = claimFrom; u < claimTo; u++) {
+          obj.inflight.remove(u, c);
+        }
+      }
+      if (failure == null) {
+        c.complete(null);
+      } else {
+        c.completeExceptionally(failure);
+      }
+    }
+
+    @Override
+    public boolean isOpen() {
+      return true;
+    }
+
+    @Override
+    public void close() {
+      if (claim != null) {
+        release(new IOException("the prefetch stream of " + obj + " ended early"));
+      }
+      buffers.release(batch);
+    }
+  }
+
+  /** The unit size of {@code obj}'s fetches (prefetch steps are aligned to it). */
+  long unitOf(CacheObject obj) {
+    return grid(obj).unit;
+  }
+
+  /** Waits up to {@code millis} until no demand fetch runs; true if none does. */
+  boolean awaitNoDemand(long millis) throws InterruptedException {
+    long deadline = System.nanoTime() + millis * 1_000_000;
+    synchronized (demandIdle) {
+      while (demandFetches.get() > 0) {
+        long left = (deadline - System.nanoTime()) / 1_000_000;
+        if (left <= 0) {
+          return false;
+        }
+        demandIdle.wait(left);
+      }
+      return true;
+    }
+  }
+
+  /**
+   * Units [from, to) present, fetched by runs of at most {@code maxUnits} contiguous units that
+   * are neither cached nor in flight. The result waits for the fetches that cover [needFrom,
+   * needTo) (demand: also those others started; background: only its own).
+   */
+  private CompletableFuture<Void> ensure(CacheObject obj, Grid g, long from, long to, long needFrom, long needTo,
+      Executor ex, boolean demand) {
+    List<CompletableFuture<Void>> parts = new ArrayList<>();
+    List<CompletableFuture<Void>> joined = new ArrayList<>();
+    long fileEnd = roundUp(obj.size, PAGE);
+    synchronized (obj.inflight) {
+      long k = from;
+      while (k < to) {
+        CompletableFuture<Void> f = obj.inflight.get(k);
+        if (f != null) {
+          if (demand && k < needTo && k >= needFrom && !joined.contains(f)) {
+            joined.add(f);
+            metrics.mergedReads.increment();
+            if (f instanceof Background) {
+              // A prefetch that fails (or stops) must not fail the READ: it fetches again.
+              long from0 = Math.max(k, needFrom);
+              parts.add(f.handle((v, e) -> e == null ? CompletableFuture.<Void>completedFuture(null)
+                  : ensure(obj, g, from0, needTo, from0, needTo, executor, true)).thenCompose(x -> x));
+            } else {
+              parts.add(f);
+            }
+          }
+          k++;
+          continue;
+        }
+        long hole;
+        try {
+          hole = obj.fd.seekHole(k * g.unit);
+        } catch (IOException e) {
+          parts.add(CompletableFuture.failedFuture(e));
+          break;
+        }
+        if (hole < 0) {
+          hole = k * g.unit; // past the end of a cache file that grows as it is written: not cached
+        } else if (hole >= fileEnd) {
+          break; // the rest is cached
+        }
+        if (hole / g.unit > k) {
+          k = hole / g.unit; // units [k, hole's unit) are cached
+          continue;
+        }
+        // A run ends where the READ's own units end: the READ waits for its units, not for the
+        // window fetched ahead of it (whose READs then arrive while it is in flight and move
+        // the stream on).
+        long runLimit = k < needTo ? Math.min(to, needTo) : to;
+        long runEnd = k + 1;
+        while (runEnd < runLimit && runEnd - k < g.maxUnits && !obj.inflight.containsKey(runEnd)) {
+          runEnd++;
+        }
+        try {
+          long data = obj.fd.seekData(k * g.unit);
+          if (data >= 0 && data / g.unit < runEnd) {
+            runEnd = Math.max(k + 1, data / g.unit); // stop before cached units
+          }
+        } catch (IOException e) {
+          log.debug("{}: SEEK_DATA: {}", obj, e.getMessage());
+        }
+        boolean needed = runEnd > needFrom && k < needTo;
+        CompletableFuture<Void> run = startRun(obj, g, k, runEnd, ex, demand, demand && needed);
+        if (needed) {
+          parts.add(run);
+        }
+        k = runEnd;
+      }
+    }
+    return parts.size() == 1 ? parts.get(0).thenApply(v -> null)
+        : CompletableFuture.allOf(parts.toArray(new CompletableFuture<?>[0]));
+  }
+
+  /**
+   * Starts fetching units [k, end) of {@code obj}; they count as in flight until it ends.
+   * {@code urgent}: a READ waits for it (background prefetch waits until none runs); windows
+   * fetched ahead of a reader are demand fetches too, but nobody waits for them yet.
+   */
+  private CompletableFuture<Void> startRun(CacheObject obj, Grid g, long k, long end, Executor ex, boolean demand,
+      boolean urgent) {
+    if (!obj.acquire()) {
+      return CompletableFuture.failedFuture(new IOException(obj + " is closed"));
+    }
+    CompletableFuture<Void> f = demand ? new CompletableFuture<>() : new Background();
+    for (long u = k; u < end; u++) {
+      obj.inflight.put(u, f);
+    }
+    if (urgent) {
+      demandFetches.incrementAndGet();
+    }
+    long wStart = k * g.unit;
+    long wEnd = Math.min(end * g.unit, obj.size);
+    Runnable fetch = () -> {
+      Throwable failure = null;
+      try {
+        fetchWindow(obj, wStart, wEnd, g.pieces);
+      } catch (Throwable t) {
+        failure = t;
+      } finally {
+        // Out of the table before completing: what a completion starts (a READ fetching again
+        // after a failed prefetch) must not find this fetch still in flight.
+        synchronized (obj.inflight) {
+          for (long u = k; u < end; u++) {
+            obj.inflight.remove(u, f);
+          }
+        }
+        if (urgent && demandFetches.decrementAndGet() == 0) {
+          synchronized (demandIdle) {
+            demandIdle.notifyAll();
+          }
+        }
+        obj.release();
+      }
+      if (failure == null) {
+        f.complete(null);
+      } else {
+        f.completeExceptionally(failure);
+      }
+    };
+    try {
+      ex.execute(fetch);
+    } catch (java.util.concurrent.RejectedExecutionException e) {
+      f.completeExceptionally(new IOException("the daemon is stopping", e));
+      synchronized (obj.inflight) {
+        for (long u = k; u < end; u++) {
+          obj.inflight.remove(u, f);
+        }
+      }
+      if (urgent) {
+        demandFetches.decrementAndGet();
+      }
+      obj.release();
+    }
+    return f;
   }
 
   private void fetchWindow(CacheObject obj, long wStart, long wEnd, PieceIndex pieces) {

@@ -30,6 +30,12 @@ final class FakeBlobSource implements BlobSource {
   volatile boolean sizeFailing;
   volatile boolean corrupting;
   volatile CountDownLatch gate; // when set, fetches wait for it
+  volatile long gateOffset = -1; // when >= 0, only the fetch at this offset waits for the gate
+  volatile long delayMillis; // every fetch takes at least this long
+  final List<Long> started = new CopyOnWriteArrayList<>(); // offsets of fetches begun, in order
+  final AtomicInteger transfers = new AtomicInteger(); // whole-blob streams begun
+  /** When set, a transfer sends 4 KiB, waits for it, then breaks off. */
+  volatile CountDownLatch transferStall;
 
   String add(byte[] data) {
     String digest = sha256(data);
@@ -60,13 +66,18 @@ final class FakeBlobSource implements BlobSource {
 
   @Override
   public void readFully(String digest, long offset, ByteBuffer dst) throws IOException {
+    started.add(offset);
     CountDownLatch g = gate;
-    if (g != null) {
-      try {
+    long at = gateOffset;
+    try {
+      if (g != null && (at < 0 || at == offset)) {
         g.await();
-      } catch (InterruptedException e) {
-        throw new IOException(e);
       }
+      if (delayMillis > 0) {
+        Thread.sleep(delayMillis);
+      }
+    } catch (InterruptedException e) {
+      throw new IOException(e);
     }
     if (failing) {
       throw new Down("backend is down");
@@ -85,6 +96,22 @@ final class FakeBlobSource implements BlobSource {
     if (corrupting) {
       dst.put(start, (byte) (dst.get(start) ^ 1));
     }
+  }
+
+  @Override
+  public void transferTo(String digest, long size, java.nio.channels.WritableByteChannel target) throws IOException {
+    transfers.incrementAndGet();
+    CountDownLatch stall = transferStall;
+    if (stall != null) {
+      target.write(ByteBuffer.wrap(blobs.get(digest), 0, 4096));
+      try {
+        stall.await();
+      } catch (InterruptedException e) {
+        throw new IOException(e);
+      }
+      throw new Down("connection reset in the middle of the transfer");
+    }
+    BlobSource.super.transferTo(digest, size, target);
   }
 
   @Override

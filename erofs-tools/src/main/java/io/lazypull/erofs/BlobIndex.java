@@ -27,8 +27,8 @@ import java.util.zip.CRC32C;
  * </pre>
  *
  * All integers are little-endian. Piece i covers blob bytes [i * pieceSize, min((i+1) *
- * pieceSize, blobSize)); the piece size is the chunk size for chunked images and 1 MiB for
- * tar-index images. The image's fsid is the SHA-256 of the whole file, trailer included, so
+ * pieceSize, blobSize)); the piece size is mkfs's (16 KiB by default, independent of the chunk
+ * size; images made before that have 1 MiB or chunk-sized pieces, read the same). The image's fsid is the SHA-256 of the whole file, trailer included, so
  * the index is covered by the name the image is fetched by.
  *
  * <p>The padding keeps "flat" mounts working: the device slot's uniaddr is the meta blob's

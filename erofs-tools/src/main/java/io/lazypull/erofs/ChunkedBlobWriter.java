@@ -10,23 +10,25 @@ import java.util.Map;
 
 /**
  * Writes the data blob of a {@link Layout#CHUNKED} image: the concatenation of the distinct
- * non-zero chunks, each padded to a block, and fills every regular file's chunk map. Chunks
+ * non-zero chunks, each padded to a block, files in depth-first name order (as tar reads a
+ * tree: the daemon sees one sequential stream), and fills every regular file's chunk map. Chunks
  * are deduplicated by SHA-256; all-zero chunks (and holes of the source) become holes. The
- * blob's digests (whole and per piece of {@code chunkSize}) are computed as it is written.
+ * blob's digests (whole and per piece of {@code pieceSize}, independent of the chunk size) are
+ * computed as it is written.
  */
 final class ChunkedBlobWriter {
   private ChunkedBlobWriter() {}
 
-  static PieceDigests.Result write(ImageWriter writer, int chunkSize, FileChannel blob)
+  static PieceDigests.Result write(ImageWriter writer, int chunkSize, int pieceSize, FileChannel blob)
       throws IOException {
     int blockSize = writer.blockSize();
     int chunkBits = Integer.numberOfTrailingZeros(chunkSize);
-    PieceDigests digests = new PieceDigests(chunkSize);
+    PieceDigests digests = new PieceDigests(pieceSize);
     Map<ByteBuffer, Long> blockOfChunk = new HashMap<>();
     MessageDigest sha = PieceDigests.sha256();
     ByteBuffer buf = ByteBuffer.allocateDirect(chunkSize);
     long blobPos = 0;
-    for (InodePlan p : writer.plans) {
+    for (InodePlan p : writer.depthFirst()) { // a walk of the tree reads the blob front to back
       TreeInode n = p.inode;
       if (!n.isRegular() || n.size == 0) {
         continue;

@@ -78,6 +78,33 @@ final class ImageWriter {
     }
   }
 
+  /**
+   * The plans of the tree in depth-first pre-order, children by name, each inode once (hard
+   * links at their first path): the order in which tar, cp -r or find read a tree, and so the
+   * order in which data blobs lay out file contents, so that such a walk reads the blob
+   * front to back.
+   */
+  List<InodePlan> depthFirst() {
+    List<InodePlan> out = new ArrayList<>(plans.size());
+    java.util.Set<TreeInode> seen = java.util.Collections.newSetFromMap(new IdentityHashMap<>());
+    ArrayDeque<TreeInode> stack = new ArrayDeque<>();
+    stack.push(plans.get(0).inode);
+    while (!stack.isEmpty()) {
+      TreeInode n = stack.pop();
+      if (!seen.add(n)) {
+        continue;
+      }
+      out.add(planOf.get(n));
+      if (n.isDirectory()) {
+        List<TreeInode> children = new ArrayList<>(n.children.values());
+        for (int i = children.size() - 1; i >= 0; i--) {
+          stack.push(children.get(i));
+        }
+      }
+    }
+    return out;
+  }
+
   private InodePlan addPlan(TreeInode inode) {
     InodePlan p = new InodePlan(inode, plans.size() + 1);
     plans.add(p);

@@ -42,13 +42,18 @@ import java.util.Set;
  */
 public final class Mkfs {
   public static final int DEFAULT_CHUNK_SIZE = 1 << 20;
-  /** Piece size of the blob index of tar-index images. */
-  public static final int TAR_INDEX_PIECE_SIZE = 1 << 20;
+  /**
+   * Piece size of the blob index (chunked and tar-index): the smallest range the daemon can
+   * fetch and verify, so what a random 4 KiB read costs at least. 16 KiB keeps that at 4x the
+   * bytes asked; the index costs 32 bytes per piece (0.2% of the data blob, in the meta blob).
+   */
+  public static final int DEFAULT_PIECE_SIZE = 16 << 10;
   private static final int FULL_BLKSZBITS = 12;
   private static final int TAR_INDEX_BLKSZBITS = 9;
 
   private final Layout layout;
   private final int chunkSize;
+  private final int pieceSize;
   private final Path blobDir;
   private final Instant buildTime;
   private final boolean convertWhiteouts;
@@ -56,6 +61,7 @@ public final class Mkfs {
   private Mkfs(Builder b) {
     this.layout = b.layout;
     this.chunkSize = b.chunkSize;
+    this.pieceSize = b.pieceSize;
     this.blobDir = b.blobDir;
     this.buildTime = b.buildTime;
     this.convertWhiteouts = b.convertWhiteouts;
@@ -94,7 +100,7 @@ public final class Mkfs {
     Path outDir = parentOf(output);
     boolean index = layout == Layout.TAR_INDEX;
     Path tempDir = index ? blobDir(output) : outDir;
-    TarInput.SeekableTar tar = TarInput.open(source, stream, tempDir, index ? TAR_INDEX_PIECE_SIZE : 0);
+    TarInput.SeekableTar tar = TarInput.open(source, stream, tempDir, index ? pieceSize : 0);
     try {
       try (TarSource src = TarSource.scan(tar.path(), convertWhiteouts)) {
         for (TreeInode dir : src.implicitDirectories) {
@@ -134,7 +140,7 @@ public final class Mkfs {
       Path tmp = Files.createTempFile(dir, ".lazypull-blob-", ".tmp");
       try {
         try (FileChannel blob = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
-          blobDigests = ChunkedBlobWriter.write(writer, chunkSize, blob);
+          blobDigests = ChunkedBlobWriter.write(writer, chunkSize, pieceSize, blob);
         }
         blobPath = dir.resolve(blobDigests.sha256Hex());
         makeReadable(tmp);
@@ -300,6 +306,7 @@ public final class Mkfs {
   public static final class Builder {
     private Layout layout = Layout.FULL;
     private int chunkSize = DEFAULT_CHUNK_SIZE;
+    private int pieceSize = DEFAULT_PIECE_SIZE;
     private Path blobDir;
     private Instant buildTime;
     private boolean convertWhiteouts = true;
@@ -317,6 +324,18 @@ public final class Mkfs {
         throw new IllegalArgumentException("chunk size must be a power of two from 4096 to 1 GiB: " + bytes);
       }
       this.chunkSize = (int) bytes;
+      return this;
+    }
+
+    /**
+     * Piece size of the blob index (chunked and tar-index): a power of two from 4096 to 64 MiB.
+     * Default {@link #DEFAULT_PIECE_SIZE}.
+     */
+    public Builder pieceSize(long bytes) {
+      if (bytes < 4096 || bytes > (64L << 20) || Long.bitCount(bytes) != 1) {
+        throw new IllegalArgumentException("piece size must be a power of two from 4096 to 64 MiB: " + bytes);
+      }
+      this.pieceSize = (int) bytes;
       return this;
     }
 

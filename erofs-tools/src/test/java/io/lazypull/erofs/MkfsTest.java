@@ -82,7 +82,7 @@ class MkfsTest {
       BlobIndex.Blob index = BlobIndex.read(meta).orElseThrow().get(0);
       assertThat(index.tag()).isEqualTo(r.dataBlob().get().sha256Hex());
       assertThat(index.blobSize()).isEqualTo(blob.length);
-      assertThat(index.pieceSize()).isEqualTo(4096);
+      assertThat(index.pieceSize()).isEqualTo(Mkfs.DEFAULT_PIECE_SIZE); // independent of the chunk size
       for (int i = 0; i < index.pieceCount(); i++) {
         MessageDigest md = PieceDigests.sha256();
         md.update(blob, (int) index.pieceOffset(i), index.pieceLength(i));
@@ -92,8 +92,28 @@ class MkfsTest {
   }
 
   @Test
+  void chunkedDataBlob_laysFilesOutInDepthFirstNameOrder_asTarReadsTheTree() throws IOException {
+    Path src = tmp.resolve("order");
+    // Breadth-first would put b and z (top level) before a/sub/y and a/x.
+    List<String> depthFirst = List.of("a/sub/y", "a/x", "b", "c/w", "z");
+    for (String f : depthFirst) {
+      Files.createDirectories(src.resolve(f).getParent());
+      Files.write(src.resolve(f), (f + " ").repeat(3000).getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+    }
+    MkfsResult r = Mkfs.builder().layout(Layout.CHUNKED).build().build(src, tmp.resolve("order.img"));
+    String blob = new String(Files.readAllBytes(r.dataBlob().orElseThrow().path()),
+        java.nio.charset.StandardCharsets.ISO_8859_1);
+    int last = -1;
+    for (String f : depthFirst) {
+      int at = blob.indexOf(f + " " + f);
+      assertThat(at).as("offset of %s in the data blob", f).isGreaterThan(last);
+      last = at;
+    }
+  }
+
+  @Test
   void verifying_aDifferentBlobOfTheSameSize_failsNamingTheBlobAndPiece_theRightOneReads() throws IOException {
-    MkfsResult r = Mkfs.builder().layout(Layout.CHUNKED).chunkSize(4096).build()
+    MkfsResult r = Mkfs.builder().layout(Layout.CHUNKED).chunkSize(4096).pieceSize(4096).build()
         .build(tree(), tmp.resolve("image"));
     Path blobPath = r.dataBlob().orElseThrow().path();
     byte[] wrong = Files.readAllBytes(blobPath);

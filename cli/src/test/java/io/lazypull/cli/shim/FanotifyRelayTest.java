@@ -184,6 +184,25 @@ class FanotifyRelayTest {
   }
 
   @Test
+  void blobFilledByTheDaemonWithoutEvents_isUnmarkedAtTheNextEvent() throws Exception {
+    Path src = randomTree();
+    String fsid = image(src);
+    String data = blobs.keySet().stream().filter(k -> !k.equals(fsid)).findFirst().orElseThrow();
+    up();
+    assertThat(mount(fsid)).isZero();
+    assertThat(Files.readAllBytes(target.resolve("small"))).isEqualTo(Files.readAllBytes(src.resolve("small")));
+    assertThat(relay.stats().unmarks()).as("partly cached: still marked").isZero();
+    daemon.fillWhole(data); // what the daemon's background prefetch does: no event, no READ
+    dropCaches();
+    assertThat(Files.readAllBytes(target.resolve("big"))).isEqualTo(Files.readAllBytes(src.resolve("big")));
+    assertThat(relay.stats().unmarks()).as("complete: unmarked at the first event after").isEqualTo(1);
+    long events = relay.stats().events();
+    dropCaches();
+    assertThat(ShimFuseTest.digests(target)).isEqualTo(ShimFuseTest.digests(src));
+    assertThat(relay.stats().events()).as("no events once unmarked").isEqualTo(events);
+  }
+
+  @Test
   void failedFetch_readerGetsEio_notZeros() throws Exception {
     Path src = randomTree();
     String fsid = image(src);

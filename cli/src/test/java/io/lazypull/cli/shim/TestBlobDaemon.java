@@ -127,6 +127,20 @@ final class TestBlobDaemon implements AutoCloseable {
     }
   }
 
+  /** Writes the whole of blob {@code name} into its open object's cache file, as a prefetch does. */
+  void fillWhole(String name) throws IOException {
+    for (Obj obj : objects.values()) {
+      if (obj.name().equals(name)) {
+        int padded = (obj.data().length + 4095) / 4096 * 4096;
+        ByteBuffer buf = ByteBuffer.allocateDirect(padded);
+        buf.put(obj.data()).clear();
+        obj.fd().write(0, buf);
+        return;
+      }
+    }
+    throw new IllegalStateException("blob " + name + " is not open");
+  }
+
   /**
    * kill -9: every fd closes at once and nothing in flight is answered (READs being served are
    * abandoned). A holder's copy of the device socket, if any, keeps the device alive.

@@ -676,6 +676,9 @@ public final class FanotifyRelay implements Closeable {
         if (ShimFiles.isCached(o, offset, count)) {
           stats.cached.increment();
           answer(e.fd(), Fanotify.FAN_ALLOW, null);
+          if (b.marked) {
+            unmarkIfComplete(b, o); // the daemon's prefetch may have filled the rest meanwhile
+          }
           return;
         }
       } catch (ErrnoException x) {
