@@ -93,7 +93,7 @@ class ConfigFileTest {
     ConfigFile c = ConfigFile.load(write(""));
     DaemonCommand d = new DaemonCommand();
     new CommandLine(d).setDefaultValueProvider(c.defaults(null)).parseArgs("--device", "kernel");
-    assertThat(d.fetchSize).isEqualTo(1 << 20);
+    assertThat(d.fetchSize).isEqualTo(4 << 20);
   }
 
   @Test
