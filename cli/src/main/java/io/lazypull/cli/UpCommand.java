@@ -64,10 +64,13 @@ final class UpCommand implements Callable<Integer> {
       description = "Extra argument for the daemon (repeatable), e.g. --daemon-arg=--fetch-size=262144.")
   List<String> daemonArgs = new ArrayList<>();
 
-  @Option(names = "--prefetch", paramLabel = "all|none", defaultValue = "all",
+  @Option(names = "--prefetch", paramLabel = "all|none",
       description = "all: after the mount, fetch the whole image in the background, never ahead of a read;"
-          + " none: only what is read (default: ${DEFAULT-VALUE}).")
+          + " none: only what is read (default: all; none with --cache-size, where a whole image may not fit"
+          + " and prefetched ranges would evict ranges read).")
   String prefetch;
+
+  private boolean prefetchDefaulted;
 
   @Option(names = "--frontend", paramLabel = "fuse|fanotify|kernel|auto", defaultValue = "fuse",
       description = "How reads reach the daemon (default: ${DEFAULT-VALUE}).")
@@ -110,6 +113,9 @@ final class UpCommand implements Callable<Integer> {
     Stack stack = new Stack(cacheDir, backend).frontend(chosen).childrenDieWithUs().lock();
     DeadMounts.clear(stack, target.toAbsolutePath());
     stack.daemonArgs.addAll(List.of("--prefetch", prefetch));
+    if (prefetchDefaulted) {
+      log.info("--cache-size given: no background prefetch (give --prefetch all to have it anyway)");
+    }
     stack.daemonArgs.addAll(daemonArgs);
     stack.shimArgs.addAll(cacheOptions.args());
     if (Main.config != null) { // the daemon and the shim read the same file (their own keys)
@@ -166,6 +172,10 @@ final class UpCommand implements Callable<Integer> {
         Frontends.parse(frontend);
       }
       cacheOptions.config(cacheDir, frontend.equals("fanotify")); // a bad --cache-size before anything starts
+      prefetchDefaulted = prefetch == null && cacheOptions.cacheSize != null;
+      if (prefetch == null) {
+        prefetch = cacheOptions.cacheSize != null ? "none" : "all";
+      }
       if (!prefetch.equals("all") && !prefetch.equals("none")) {
         throw new IllegalArgumentException("--prefetch must be all or none, not '" + prefetch + "'");
       }

@@ -147,7 +147,7 @@ class BackendCommandsTest {
     Files.write(src.resolve("file"), content);
     Path store = Files.createDirectories(dir.resolve("image-store"));
     io.lazypull.erofs.MkfsResult image = io.lazypull.erofs.Mkfs.builder()
-        .layout(io.lazypull.erofs.Layout.CHUNKED).chunkSize(65536).blobDir(store).build()
+        .layout(io.lazypull.erofs.Layout.CHUNKED).chunkSize(65536).pieceSize(65536).blobDir(store).build()
         .build(src, dir.resolve("image.meta"));
     Files.copy(image.image(), store.resolve(image.fsid()));
     String blob = image.dataBlob().orElseThrow().sha256Hex();

@@ -85,8 +85,14 @@ class CacheBoundTest {
       Stack stack = cluster.stack.frontend(frontend);
       stack.shimArgs.addAll(List.of("--cache-size", "32M", "--cache-window", "1M"));
       stack.shimArgs.addAll(extra);
+      // The daemon's largest fetch one window (docs/operations.md, for a tight bound): the
+      // windows it fetches ahead of a sequential reader (at most two largest fetches per
+      // reader) are not reserved by any READ: they land above the bound, and the next READ to
+      // settle (or the pass each second) evicts down to it.
+      stack.daemonArgs.addAll(List.of("--fetch-size", Long.toString(WINDOW)));
       cluster.startHolder().startShim().startDaemon();
       AtomicLong max = new AtomicLong();
+      int readers = 0;
       AtomicBoolean sampling = new AtomicBoolean(true);
       Thread sampler = sampler(stack.cacheDir, max, sampling);
       try {
@@ -95,6 +101,7 @@ class CacheBoundTest {
           Path b = cluster.mount(random.fsid());
           List<Process> ra = Readers.start(a, tmp, Readers.BOTH_WAYS);
           List<Process> rb = Readers.start(b, tmp, Readers.FORWARD);
+          readers = ra.size() + rb.size();
           Readers.assertAllMatch(ra, jdkSums);
           Readers.assertAllMatch(rb, randomSums);
           stack.umount(a);
@@ -108,7 +115,8 @@ class CacheBoundTest {
         sampler.join(10_000);
       }
       System.err.println("CacheBoundTest(" + frontend + "): the cache files held at most " + max.get() + " bytes");
-      assertThat(max.get()).as("bytes in the cache files, sampled").isLessThanOrEqualTo(BOUND + WINDOW);
+      assertThat(max.get()).as("bytes in the cache files, sampled (%d readers)", readers)
+          .isLessThanOrEqualTo(BOUND + WINDOW + readers * 2 * WINDOW);
       JsonNode cache = status(stack).path("cache");
       assertThat(cache.path("limitBytes").asLong()).isEqualTo(BOUND);
       JsonNode stats = cache.path("stats");

@@ -26,9 +26,8 @@ import org.slf4j.LoggerFactory;
  *
  * Accounting is what SEEK_DATA finds in the cache files, measured, never counted from events: a
  * crashed shim, relay or daemon cannot leave it wrong, and a restart measures it again. It is
- * kept per window (the daemon's fetch size, 1 MiB by default) and re-measured for a file after
- * each of its READs settles (the daemon writes into the files directly; the shim never sees the
- * write itself).
+ * kept per window (1 MiB by default) and re-measured for a file after each of its READs settles
+ * (the daemon writes into the files directly; the shim never sees the write itself).
  *
  *   reader (FUSE read, fanotify event)        evictor (reserve, the periodic pass, gc)
  *   pin(windows), touch                       victims: windows with data, no pin, oldest use
@@ -38,8 +37,11 @@ import org.slf4j.LoggerFactory;
  *
  * Before a READ is sent, reserve() evicts until used + reserved + the READ's windows fit; the
  * reservation stays until the READ settles, so concurrent READs cannot overshoot together. A
- * fetch that nobody waits for (a timed-out READ's, a prefetch) is seen by the next pass (every
- * second). When nothing can be evicted (everything pinned or too recent) reserve waits up to
+ * fetch that nobody waits for (a timed-out READ's, a prefetch, the windows the daemon fetches
+ * ahead of a sequential reader, up to twice its --fetch-size) is seen by the next pass (every
+ * second): the bound is exact when the daemon's largest fetch is one window, and holds within
+ * a second otherwise. (Reserving the windows ahead too would hold room for data that may never
+ * come, for every READ of a stream.) When nothing can be evicted (everything pinned or too recent) reserve waits up to
  * `maxThrottle`, then goes over the bound (logged, counted) rather than failing a read.
  *
  * What a punched range may never be: a range a reader is between its check and its use of
@@ -286,6 +288,14 @@ public final class CacheBudget {
     Entry e = entryFor(file.path());
     if (e != null) {
       e.dirty = true;
+      if (config.limitBytes > 0) {
+        // What the daemon wrote beyond the reservation (windows fetched ahead of a sequential
+        // reader) is evicted now, not at the next pass: the overshoot lasts one fetch.
+        remeasure(e);
+        while (used + reserved > config.limitBytes && evictOne(file.path())) {
+          // evicted one window
+        }
+      }
     }
     notifyAll();
   }

@@ -86,11 +86,13 @@ class CacheBudgetTest {
       b.pin(file.path(), (long) w * MIB, MIB);
       b.unpin(file.path(), (long) w * MIB, MIB);
     }
-    write(0); // fetched again
-    b.settle(file, 0);
-    assertThat(b.usedBytes()).isEqualTo(4L * MIB);
+    write(0); // fetched again, by a READ nobody pinned it for (as a window fetched ahead)
+    b.settle(file, 0); // measures it, and evicts down to the bound at once
     assertThat(b.stats().refetchedWindows()).isEqualTo(1);
+    assertThat(b.usedBytes()).isEqualTo(3L * MIB);
+    assertThat(b.stats().evictedWindows()).isEqualTo(2);
     b.pass(false);
+    assertThat(b.stats().evictedWindows()).as("nothing more to evict").isEqualTo(2);
     assertThat(cached(0)).as("window 0: used longest ago").isFalse();
     assertThat(cached(1) && cached(2) && cached(3)).isTrue();
     assertThat(b.usedBytes()).isEqualTo(CacheBudget.measure(store.root()));
