@@ -112,6 +112,7 @@ public final class CacheBudget {
     final BitSet evicted = new BitSet(); // windows punched since the last time they had data
     long used;
     boolean dirty = true;
+    int recentlySettled; // passes that still measure it again after its last READ settled
     long idleSince = -1; // millis; -1 while in use
 
     Entry(String volumeKey, String cookieKey, Path path) {
@@ -288,6 +289,7 @@ public final class CacheBudget {
     Entry e = entryFor(file.path());
     if (e != null) {
       e.dirty = true;
+      e.recentlySettled = 30; // a fetch started for it may land up to a read timeout later
       if (config.limitBytes > 0) {
         // What the daemon wrote beyond the reservation (windows fetched ahead of a sequential
         // reader) is evicted now, not at the next pass: the overshoot lasts one fetch.
@@ -315,6 +317,14 @@ public final class CacheBudget {
     long freed = 0;
     synchronized (this) {
       scan();
+      for (Entry e : entries.values()) {
+        // The daemon writes without the shim seeing it (windows fetched ahead of a reader, a
+        // prefetch, a timed-out READ's fetch that goes on): a blob in use is measured again.
+        if (e.recentlySettled > 0 || cache.inUse(e.volumeKey, e.cookieKey)) {
+          e.dirty = true;
+          e.recentlySettled = Math.max(0, e.recentlySettled - 1);
+        }
+      }
       remeasureDirty();
       long before = used;
       if (config.limitBytes > 0) {
