@@ -70,14 +70,7 @@ final class BenchFailoverCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    Path work = workDir != null ? WorkDirs.fresh(workDir) : WorkDirs.temporary("lazypull-bench-failover-");
-    try {
-      return measure(work);
-    } finally {
-      if (workDir == null) {
-        WorkDirs.removeAfterUse(work);
-      }
-    }
+    return WorkDirs.use(workDir, "lazypull-bench-failover-", this::measure);
   }
 
   private int measure(Path work) throws Exception {

@@ -97,14 +97,7 @@ final class BenchReadCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    Path work = workDir != null ? WorkDirs.fresh(workDir) : WorkDirs.temporary("lazypull-bench-read-");
-    try {
-      return measure(work);
-    } finally {
-      if (workDir == null) {
-        WorkDirs.removeAfterUse(work);
-      }
-    }
+    return WorkDirs.use(workDir, "lazypull-bench-read-", this::measure);
   }
 
   private int measure(Path work) throws Exception {

@@ -362,23 +362,7 @@ final class Stack implements AutoCloseable {
 
   /** Bytes held in the shim's cache files (what SEEK_DATA finds): what was fetched. */
   long cachedBytes() throws IOException {
-    long total = 0;
-    try (Stream<Path> files = Files.walk(cacheDir)) {
-      for (Path f : (Iterable<Path>) files.filter(Files::isRegularFile)::iterator) {
-        int fd = Posix.open(f.toString(), Posix.O_RDONLY, 0);
-        try {
-          long pos = 0;
-          while ((pos = Posix.seekData(fd, pos)) >= 0) {
-            long hole = Posix.seekHole(fd, pos);
-            total += hole - pos;
-            pos = hole;
-          }
-        } finally {
-          Posix.close(fd);
-        }
-      }
-    }
-    return total;
+    return io.lazypull.shim.CacheBudget.measure(cacheDir);
   }
 
   /** True once a relay answers on the control socket of DIR/blobs (a stale socket file is not enough). */

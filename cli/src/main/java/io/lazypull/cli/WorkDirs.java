@@ -77,6 +77,26 @@ final class WorkDirs {
     return Files.createTempDirectory(Path.of("/var/tmp"), prefix);
   }
 
+  /** What a command does in its work directory. */
+  interface Work {
+    int run(Path work) throws Exception;
+  }
+
+  /**
+   * Runs {@code work} in {@code dir} ({@link #fresh}, kept after) or, when null, in a {@link
+   * #temporary} directory removed after.
+   */
+  static int use(Path dir, String prefix, Work work) throws Exception {
+    Path w = dir != null ? fresh(dir) : temporary(prefix);
+    try {
+      return work.run(w);
+    } finally {
+      if (dir == null) {
+        removeAfterUse(w);
+      }
+    }
+  }
+
   /** {@link #remove}, after the work: a failure is one line on stderr, not an error of the command. */
   static void removeAfterUse(Path dir) {
     try {

@@ -440,17 +440,7 @@ public final class FanotifyRelay implements Closeable {
         b.openedUnmarked = true; // the mount opens it unmarked: it can never raise events
         return true;
       }
-      if (!b.kept) {
-        String name = shim.cacheDir().relativize(b.path).toString();
-        try {
-          lease.keepFile(name, b.fd);
-        } catch (IOException e) {
-          throw new ErrnoException("mark", Errno.EIO, b + ": the holder that keeps the fanotify group across relay"
-              + " restarts did not take the file (" + e.getMessage() + "); not marked, not mountable");
-        }
-        b.kept = true;
-      }
-      mark(b);
+      mark(b); // a failure: not marked, so not mountable
       log.info("marked {} ({}, {} bytes) for pre-content events", b, b.path, o.size());
       return false;
     }
