@@ -70,8 +70,6 @@ final class UpCommand implements Callable<Integer> {
           + " and prefetched ranges would evict ranges read).")
   String prefetch;
 
-  private boolean prefetchDefaulted;
-
   @Option(names = "--frontend", paramLabel = "fuse|fanotify|kernel|auto", defaultValue = "fuse",
       description = "How reads reach the daemon (default: ${DEFAULT-VALUE}).")
   String frontend;
@@ -113,9 +111,6 @@ final class UpCommand implements Callable<Integer> {
     Stack stack = new Stack(cacheDir, backend).frontend(chosen).childrenDieWithUs().lock();
     DeadMounts.clear(stack, target.toAbsolutePath());
     stack.daemonArgs.addAll(List.of("--prefetch", prefetch));
-    if (prefetchDefaulted) {
-      log.info("--cache-size given: no background prefetch (give --prefetch all to have it anyway)");
-    }
     stack.daemonArgs.addAll(daemonArgs);
     stack.shimArgs.addAll(cacheOptions.args());
     if (Main.config != null) { // the daemon and the shim read the same file (their own keys)
@@ -172,9 +167,11 @@ final class UpCommand implements Callable<Integer> {
         Frontends.parse(frontend);
       }
       cacheOptions.config(cacheDir, frontend.equals("fanotify")); // a bad --cache-size before anything starts
-      prefetchDefaulted = prefetch == null && cacheOptions.cacheSize != null;
-      if (prefetch == null) {
-        prefetch = cacheOptions.cacheSize != null ? "none" : "all";
+      if (prefetch == null && cacheOptions.cacheSize != null) {
+        prefetch = "none";
+        log.info("--cache-size given: no background prefetch (give --prefetch all to have it anyway)");
+      } else if (prefetch == null) {
+        prefetch = "all";
       }
       if (!prefetch.equals("all") && !prefetch.equals("none")) {
         throw new IllegalArgumentException("--prefetch must be all or none, not '" + prefetch + "'");

@@ -38,10 +38,11 @@ import org.slf4j.LoggerFactory;
  * Before a READ is sent, reserve() evicts until used + reserved + the READ's windows fit; the
  * reservation stays until the READ settles, so concurrent READs cannot overshoot together. A
  * fetch that nobody waits for (a timed-out READ's, a prefetch, the windows the daemon fetches
- * ahead of a sequential reader, up to twice its --fetch-size) is seen by the next pass (every
- * second): the bound is exact when the daemon's largest fetch is one window, and holds within
- * a second otherwise. (Reserving the windows ahead too would hold room for data that may never
- * come, for every READ of a stream.) When nothing can be evicted (everything pinned or too recent) reserve waits up to
+ * ahead of a sequential reader, up to twice its --fetch-size) is reserved by no READ: it lands
+ * above the bound, and the next READ to settle, or the next pass (every second), evicts down
+ * to it. The bound is exact when the daemon's largest fetch is one window. (Reserving the
+ * windows ahead too would hold room for data that may never come, for every READ of a
+ * stream.) When nothing can be evicted (everything pinned or too recent) reserve waits up to
  * `maxThrottle`, then goes over the bound (logged, counted) rather than failing a read.
  *
  * What a punched range may never be: a range a reader is between its check and its use of
@@ -294,9 +295,7 @@ public final class CacheBudget {
         // What the daemon wrote beyond the reservation (windows fetched ahead of a sequential
         // reader) is evicted now, not at the next pass: the overshoot lasts one fetch.
         remeasure(e);
-        while (used + reserved > config.limitBytes && evictOne(file.path())) {
-          // evicted one window
-        }
+        evictToBound(file.path());
       }
     }
     notifyAll();
@@ -328,9 +327,7 @@ public final class CacheBudget {
       remeasureDirty();
       long before = used;
       if (config.limitBytes > 0) {
-        while (used + reserved > config.limitBytes && evictOne(null)) {
-          // evicted one window
-        }
+        evictToBound(null);
       }
       freed += before - used;
       long now = System.currentTimeMillis();
@@ -362,6 +359,13 @@ public final class CacheBudget {
       }
     }
     return false;
+  }
+
+  /** Evicts windows until the cache and its reservations fit the bound, or nothing more may go. Guarded by this. */
+  private void evictToBound(Path avoid) {
+    while (used + reserved > config.limitBytes && evictOne(avoid)) {
+      // evicted one window
+    }
   }
 
   /** Evicts the least recently used evictable window (preferring other files than {@code avoid}'s). */
