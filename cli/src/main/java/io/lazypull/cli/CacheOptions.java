@@ -14,7 +14,7 @@ import picocli.CommandLine.Option;
 final class CacheOptions {
   @Option(names = "--cache-size", paramLabel = "BYTES|N%",
       description = "Bound the cache: least recently used ranges are evicted (never one a reader needs at that"
-          + " moment), e.g. 20G or 25% of the cache dir's filesystem (default: no bound).")
+          + " moment), e.g. 20G or 25%% of the cache dir's filesystem (default: no bound).")
   String cacheSize;
 
   @Option(names = "--cache-window", paramLabel = "BYTES", defaultValue = "1M", converter = ByteSizes.class,
