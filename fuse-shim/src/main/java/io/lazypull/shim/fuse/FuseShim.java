@@ -160,7 +160,6 @@ public final class FuseShim implements Closeable {
         log.warn("the FUSE loop at {} did not end within {} s", mountpoint, STOP_TIMEOUT_MILLIS / 1000);
       }
     }
-    fs.markUnmounted();
     shim.close();
   }
 

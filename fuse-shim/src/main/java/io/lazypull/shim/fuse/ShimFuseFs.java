@@ -46,9 +46,14 @@ final class ShimFuseFs extends FuseStubFS {
     return FS_NAME;
   }
 
-  /** After our own unmount: keeps jnr-fuse's shutdown hook from running fusermount again. */
-  void markUnmounted() {
-    mounted.set(false);
+  /**
+   * Does nothing: {@link FuseShim#close} unmounts (busy mounts included). jnr-fuse calls this
+   * only from a shutdown hook of its own, which runs concurrently with ours: its
+   * {@code fusermount -u} raced our umount(2), and when it won, the FUSE loop had ended before
+   * our hook looked, so a SIGTERM'd shim stopped without saying it unmounted.
+   */
+  @Override
+  public void umount() {
   }
 
   @Override
