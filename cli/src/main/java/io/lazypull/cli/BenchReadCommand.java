@@ -49,7 +49,8 @@ import picocli.CommandLine.Option;
       "random 4 KiB preads. Ways: native file-backed EROFS, EROFS over bindfs, squashfuse",
       "and casync when installed, the shim and the fanotify relay warm (and the relay with",
       "a partly cached, still marked blob), lazypull cold from file:// and (when S3Proxy is",
-      "on the class path: ci/bench read) from S3, with and without --prefetch all, and a",
+      "on the class path: ci/bench read) from S3, with no prefetch, --prefetch list (the lists",
+      "the run before recorded) and --prefetch all (list, then whole), and a",
       "full download from S3 then a native read. Page cache dropped before each run; runs",
       "interleaved; medians; ratios to native. Also peak RSS per process and bytes fetched.",
       "Needs root, /dev/fuse and bindfs.",
@@ -200,14 +201,20 @@ final class BenchReadCommand implements Callable<Integer> {
             }
           }
           cold(w, "shim, cold, file://", r, file, Map.of(), image, mnt, Frontends.FUSE, "none");
+          cold(w, "shim, cold, file://, --prefetch list", r, file, Map.of(), image, mnt, Frontends.FUSE, "list");
           if (fanotify) {
             cold(w, "fanotify, cold, file://", r, file, Map.of(), image, mnt, Frontends.FANOTIFY, "none");
+            cold(w, "fanotify, cold, file://, --prefetch list", r, file, Map.of(), image, mnt, Frontends.FANOTIFY,
+                "list");
           }
           if (s3Uri != null) {
             cold(w, "shim, cold, S3Proxy", r, s3Uri, s3Env, image, mnt, Frontends.FUSE, "none");
+            cold(w, "shim, cold, S3Proxy, --prefetch list", r, s3Uri, s3Env, image, mnt, Frontends.FUSE, "list");
             cold(w, "shim, cold, S3Proxy, --prefetch all", r, s3Uri, s3Env, image, mnt, Frontends.FUSE, "all");
             if (fanotify) {
               cold(w, "fanotify, cold, S3Proxy", r, s3Uri, s3Env, image, mnt, Frontends.FANOTIFY, "none");
+              cold(w, "fanotify, cold, S3Proxy, --prefetch list", r, s3Uri, s3Env, image, mnt, Frontends.FANOTIFY,
+                  "list");
               cold(w, "fanotify, cold, S3Proxy, --prefetch all", r, s3Uri, s3Env, image, mnt, Frontends.FANOTIFY, "all");
             }
             download(w, s3, s3Uri, image.fsid(), blobHex, mnt);
@@ -298,10 +305,16 @@ final class BenchReadCommand implements Callable<Integer> {
     }
     Path dir = work.resolve("cold-" + r);
     Path daemonLog;
+    // A run without prefetch records the image's prefetch lists (at its daemon's stop); runs with
+    // prefetch start with those of the last such run of the same workload: a second start.
+    Path lists = work.resolve("lists").resolve(w);
     try (Stack cold = new Stack(dir, uri).withQuietLogFiles().frontend(frontend)) {
       daemonLog = cold.logFile("daemon");
       cold.env.putAll(env);
       cold.daemonArgs.addAll(List.of("--prefetch", prefetch));
+      if (!prefetch.equals("none") && Files.isDirectory(lists)) {
+        run("cp", "-r", lists.toString(), cold.state.resolve("prefetch").toString());
+      }
       cold.startShim().startDaemon();
       time(w, row, mnt, () -> cold.mount(image.fsid(), null, mnt));
       String front = frontend == Frontends.FUSE ? "shim (FUSE)" : "fanotify relay";
@@ -317,6 +330,12 @@ final class BenchReadCommand implements Callable<Integer> {
       bytes = Long.parseLong(m.group(1));
     }
     fetched.computeIfAbsent(w, k -> new LinkedHashMap<>()).computeIfAbsent(row, k -> new ArrayList<>()).add(bytes);
+    Path recorded = dir.resolve("state/prefetch");
+    if (prefetch.equals("none") && Files.isDirectory(recorded)) {
+      run("rm", "-rf", lists.toString());
+      Files.createDirectories(lists.getParent());
+      run("mv", recorded.toString(), lists.toString());
+    }
     run("rm", "-rf", dir.toString());
   }
 

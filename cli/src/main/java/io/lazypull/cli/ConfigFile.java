@@ -26,7 +26,7 @@ import picocli.CommandLine;
  *   domains: {NAME: URI, ...}    daemon --domain NAME=URI (each)
  *   frontend: fuse|fanotify|kernel|auto            up --frontend (shim: fuse|fanotify)
  *   state-dir: DIR               daemon --state-dir
- *   prefetch: all|none           up, daemon --prefetch
+ *   prefetch: all|list|none      up, daemon --prefetch
  *   cache:  dir: DIR             up, status, gc --cache-dir
  *           size: BYTES|N%       up, shim --cache-size
  *           window: BYTES        up, shim --cache-window
@@ -56,7 +56,7 @@ final class ConfigFile {
     key("frontend", "fuse, fanotify, kernel or auto", oneOf("fuse", "fanotify", "kernel", "auto"),
         "up", "--frontend", "shim", "--frontend");
     key("state-dir", "a directory", null, "daemon", "--state-dir");
-    key("prefetch", "all or none", oneOf("all", "none"), "up", "--prefetch", "daemon", "--prefetch");
+    key("prefetch", "all, list or none", oneOf("all", "list", "none"), "up", "--prefetch", "daemon", "--prefetch");
     key("cache.dir", "a directory", null, "up", "--cache-dir", "status", "--cache-dir", "gc", "--cache-dir");
     key("cache.size", "a byte count or a percentage", v -> v.trim().endsWith("%") ? percent(v) : bytes(v),
         "up", "--cache-size", "shim", "--cache-size");

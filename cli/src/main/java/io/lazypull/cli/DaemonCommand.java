@@ -87,9 +87,13 @@ final class DaemonCommand implements Callable<Integer> {
       description = "Concurrent fetches (default: ${DEFAULT-VALUE}).")
   int threads;
 
-  @Option(names = "--prefetch", paramLabel = "all|none", defaultValue = "none",
-      description = "all: fetch every blob the device opens whole, in the background, while no READ needs"
-          + " a fetch (READs always go first); none: only what is read (default: ${DEFAULT-VALUE}).")
+  @Option(names = "--prefetch", paramLabel = "all|list|none", defaultValue = "none",
+      description = "list: when a blob the device opens has a prefetch list (the ranges its first reads"
+          + " asked for, recorded in STATE-DIR/prefetch/ by the daemon that first served it; copy it to"
+          + " other nodes), fetch those ranges at once, ahead of the reads; all: that, then the whole blob in"
+          + " the background while no READ needs a fetch (READs always go first; a blob still being recorded"
+          + " waits until its reads pause for 2 s, 30 s at most); none: only what is read. Lists are recorded"
+          + " whatever this says (default: ${DEFAULT-VALUE}).")
   String prefetch;
 
   @Option(names = "--whole-blob-max", paramLabel = "BYTES", defaultValue = "67108864",
@@ -181,10 +185,7 @@ final class DaemonCommand implements Callable<Integer> {
   private DaemonConfig config() throws java.io.IOException {
     DaemonConfig c;
     try {
-      if (!prefetch.equals("all") && !prefetch.equals("none")) {
-        throw new IllegalArgumentException("--prefetch must be all or none, not '" + prefetch + "'");
-      }
-      c = new DaemonConfig(fetchSize, threads, wholeBlobMax, null, readTimeout, prefetch.equals("all"));
+      c = new DaemonConfig(fetchSize, threads, wholeBlobMax, null, readTimeout, DaemonConfig.Prefetch.parse(prefetch));
     } catch (IllegalArgumentException e) {
       throw new picocli.CommandLine.ParameterException(spec.commandLine(), e.getMessage());
     }

@@ -64,10 +64,13 @@ final class UpCommand implements Callable<Integer> {
       description = "Extra argument for the daemon (repeatable), e.g. --daemon-arg=--fetch-size=262144.")
   List<String> daemonArgs = new ArrayList<>();
 
-  @Option(names = "--prefetch", paramLabel = "all|none",
-      description = "all: after the mount, fetch the whole image in the background, never ahead of a read;"
-          + " none: only what is read (default: all; none with --cache-size, where a whole image may not fit"
-          + " and prefetched ranges would evict ranges read).")
+  @Option(names = "--prefetch", paramLabel = "all|list|none",
+      description = "list: fetch the image's prefetch lists first, ahead of the reads (the ranges its first"
+          + " start read, recorded by the daemon in CACHE-DIR/state/prefetch/, one file per blob; copy them"
+          + " to other nodes); all: that, then the whole image in the background, never ahead of a read"
+          + " (a first start is recorded first: the whole fetch waits until reads pause for 2 s, 30 s at"
+          + " most); none: only what is read (default: all; none with --cache-size, where a whole image may"
+          + " not fit and prefetched ranges would evict ranges read).")
   String prefetch;
 
   @Option(names = "--frontend", paramLabel = "fuse|fanotify|kernel|auto", defaultValue = "fuse",
@@ -173,9 +176,7 @@ final class UpCommand implements Callable<Integer> {
       } else if (prefetch == null) {
         prefetch = "all";
       }
-      if (!prefetch.equals("all") && !prefetch.equals("none")) {
-        throw new IllegalArgumentException("--prefetch must be all or none, not '" + prefetch + "'");
-      }
+      io.lazypull.daemon.DaemonConfig.Prefetch.parse(prefetch);
       Backends.open(backend, BackendOptions.defaults()).close(); // parses the URI; a file:// dir must exist
     } catch (IllegalArgumentException | CommandLine.TypeConversionException e) {
       throw new CommandLine.ParameterException(spec.commandLine(), e.getMessage());

@@ -64,6 +64,64 @@ class UpCommandTest {
     }
   }
 
+  @Test
+  void aStartRecordsAPrefetchList_andTheNextStartFromAnEmptyCacheFetchesItBeforeAnyRead() throws Exception {
+    Requirements.assumeFuse();
+    Path blobs = tmp.resolve("backend");
+    MkfsResult image = Cluster.buildImage(JDK_LIB, blobs, Layout.CHUNKED);
+    MkfsResult.DataBlob data = image.dataBlob().orElseThrow();
+    Path target = Files.createDirectories(tmp.resolve("mnt"));
+    Path cache = tmp.resolve("cache");
+    Path list = cache.resolve("state/prefetch").resolve(data.sha256Hex());
+    Path log1 = tmp.resolve("up1.log");
+    Child first = up(blobs, image.fsid(), cache, target, log1, "--prefetch", "none");
+    try {
+      Stack.await("the mount", () -> isErofs(target), first);
+      assertThat(Files.mismatch(target.resolve("jrt-fs.jar"), JDK_LIB.resolve("jrt-fs.jar"))).isEqualTo(-1L);
+      Posix.kill((int) first.pid(), 15); // the daemon writes the list as it stops
+      assertThat(first.process().waitFor(30, TimeUnit.SECONDS)).isTrue();
+    } finally {
+      first.kill();
+      Mounts.unmountOrDetach(target);
+    }
+    List<String> ranges = Files.readAllLines(list).stream().filter(l -> !l.startsWith("#")).toList();
+    assertThat(ranges).as("what reading jrt-fs.jar fetched").isNotEmpty();
+    long listed = ranges.stream().mapToLong(l -> Long.parseLong(l.split(" ")[1])).sum();
+    assertThat(listed).isLessThan(data.size() / 4);
+
+    run("rm", "-rf", cache.resolve("blobs").toString()); // an empty cache; the state (and list) stays
+    Path log2 = tmp.resolve("up2.log");
+    Child second = up(blobs, image.fsid(), cache, target, log2, "--prefetch", "list");
+    try {
+      Stack.await("the mount", () -> isErofs(target), second);
+      awaitLog(log2, "prefetch list of blob " + image.fsid() + "/" + data.sha256Hex() + ": " + ranges.size()
+          + " ranges", second);
+      Path cacheFile;
+      try (var files = Files.walk(cache.resolve("blobs"))) {
+        cacheFile = files.filter(p -> p.getFileName().toString().equals(data.sha256Hex())).findFirst().orElseThrow();
+      }
+      long first0 = Long.parseLong(ranges.get(0).split(" ")[0]);
+      int fd = Posix.open(cacheFile.toString(), Posix.O_RDONLY, 0);
+      try {
+        assertThat(Posix.seekHole(fd, first0)).as("the first listed range is cached before any read")
+            .isGreaterThan(first0);
+      } finally {
+        Posix.close(fd);
+      }
+      assertThat(Files.readString(log2)).as("lists exist: nothing recorded").doesNotContain(" recorded (");
+      assertThat(Files.mismatch(target.resolve("jrt-fs.jar"), JDK_LIB.resolve("jrt-fs.jar"))).isEqualTo(-1L);
+    } finally {
+      Posix.kill((int) second.pid(), 15);
+      second.process().waitFor(30, TimeUnit.SECONDS);
+      second.kill();
+      Mounts.unmountOrDetach(target);
+    }
+  }
+
+  private static void run(String... cmd) throws Exception {
+    assertThat(new ProcessBuilder(cmd).inheritIO().start().waitFor()).isZero();
+  }
+
   private static final Path LEGAL = JDK_LIB.resolveSibling("legal");
 
   /** 'lazypull up' of {@code fsid} from file:// {@code blobs} on {@code target}, logging to {@code log}. */

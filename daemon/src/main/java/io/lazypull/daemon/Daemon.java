@@ -71,6 +71,7 @@ public final class Daemon implements AutoCloseable {
   private final BackendHealth health;
   private final long readTimeoutNanos;
   private final Fetcher fetcher;
+  private final PrefetchLists lists;
   private final Prefetcher prefetcher; // null: no background prefetch
   private final Path privateStateDir; // deleted on close when we made it
   private final Path tmpDir; // this process's temp files (state/tmp/PID)
@@ -100,11 +101,13 @@ public final class Daemon implements AutoCloseable {
     this.background = Executors.newCachedThreadPool(named("background"));
     this.health = new BackendHealth(timer, background, PROBE_FIRST_NANOS, PROBE_MAX_NANOS, metrics);
     this.readTimeoutNanos = config.readTimeout().toNanos();
+    // Lists are recorded only where they outlive us (a state dir of our own goes with us).
+    this.lists = new PrefetchLists(privateStateDir == null ? state.resolve("prefetch") : null, timer);
     this.fetcher = new Fetcher(config, fetchPool, new PieceCatalog(state),
-        indexReader == null ? BlobIndexReader.NONE : indexReader, tmp, metrics, health);
-    this.prefetcher = config.prefetch()
-        ? new Prefetcher(fetcher, health, o -> objects.get(o.objectId) == o, config.fetchSize(), PREFETCH_FETCHES)
-        : null;
+        indexReader == null ? BlobIndexReader.NONE : indexReader, tmp, metrics, health, lists);
+    this.prefetcher = config.prefetch() == DaemonConfig.Prefetch.NONE ? null
+        : new Prefetcher(fetcher, health, o -> objects.get(o.objectId) == o, lists,
+            config.prefetch() == DaemonConfig.Prefetch.ALL, config.fetchSize(), PREFETCH_FETCHES);
   }
 
   /**
@@ -183,6 +186,7 @@ public final class Daemon implements AutoCloseable {
       metrics.opens.increment();
       log.info("OPEN domain {} blob {} size {} (object {}, from {})", blob.domain(), blob.digest(), size,
           open.objectId(), blob.source().describe());
+      lists.opened(obj);
       if (prefetcher != null) {
         prefetcher.add(obj);
       }
@@ -234,6 +238,7 @@ public final class Daemon implements AutoCloseable {
         return;
       }
       if (obj.isCached(start, end)) {
+        lists.read(obj, start, end);
         metrics.cacheHits.increment();
         complete(obj, read, true);
         return;
@@ -310,6 +315,7 @@ public final class Daemon implements AutoCloseable {
       return;
     }
     log.info("CLOSE object {} (blob {})", close.objectId(), obj.blob);
+    lists.closed(obj);
     obj.release();
   }
 
@@ -394,6 +400,7 @@ public final class Daemon implements AutoCloseable {
     if (prefetcher != null) {
       prefetcher.close();
     }
+    lists.close();
     openPool.shutdownNow();
     fetchPool.shutdownNow();
     timer.shutdownNow();

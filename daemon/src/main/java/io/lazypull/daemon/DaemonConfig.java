@@ -19,11 +19,30 @@ import java.time.Duration;
  *     blobs, temp files); null: a private temp directory
  * @param readTimeout the longest a READ waits for its data: then it is completed without (the
  *     reader gets EIO) while the fetch goes on; the same for every front end
- * @param prefetch fetch every blob the device opens whole, in the background ({@link
- *     Prefetcher}), after and never before the READs
+ * @param prefetch what the daemon fetches in the background ({@link Prefetcher})
  */
 public record DaemonConfig(int fetchSize, int threads, long wholeBlobMax, Path stateDir, Duration readTimeout,
-    boolean prefetch) {
+    Prefetch prefetch) {
+  /** What is fetched in the background, besides what READs ask for. */
+  public enum Prefetch {
+    /** Nothing. */
+    NONE,
+    /** A blob's prefetch list ({@link PrefetchLists}), ahead of its reads, when it has one. */
+    LIST,
+    /** The prefetch list, then the whole blob, after and never before the READs. */
+    ALL;
+
+    /** all, list or none (any case). */
+    public static Prefetch parse(String s) {
+      for (Prefetch p : values()) {
+        if (p.name().equalsIgnoreCase(s)) {
+          return p;
+        }
+      }
+      throw new IllegalArgumentException("--prefetch must be all, list or none, not '" + s + "'");
+    }
+  }
+
   public static final int PAGE = 4096;
   /** Well under a minute, and room for a stalled backend attempt plus one retry. */
   public static final Duration DEFAULT_READ_TIMEOUT = Duration.ofSeconds(20);
@@ -40,6 +59,9 @@ public record DaemonConfig(int fetchSize, int threads, long wholeBlobMax, Path s
     if (wholeBlobMax < 0) {
       throw new IllegalArgumentException("wholeBlobMax must be >= 0: " + wholeBlobMax);
     }
+    if (prefetch == null) {
+      throw new IllegalArgumentException("prefetch must be given (NONE for none)");
+    }
     if (readTimeout == null || readTimeout.toMillis() < 1) {
       throw new IllegalArgumentException("the read timeout must be at least 1 ms, not "
           + (readTimeout == null ? "none" : readTimeout.toMillis() + " ms"));
@@ -48,11 +70,11 @@ public record DaemonConfig(int fetchSize, int threads, long wholeBlobMax, Path s
 
   /** Without background prefetch. */
   public DaemonConfig(int fetchSize, int threads, long wholeBlobMax, Path stateDir, Duration readTimeout) {
-    this(fetchSize, threads, wholeBlobMax, stateDir, readTimeout, false);
+    this(fetchSize, threads, wholeBlobMax, stateDir, readTimeout, Prefetch.NONE);
   }
 
   public static DaemonConfig defaults() {
-    return new DaemonConfig(DEFAULT_FETCH_SIZE, 16, 64L << 20, null, DEFAULT_READ_TIMEOUT, false);
+    return new DaemonConfig(DEFAULT_FETCH_SIZE, 16, 64L << 20, null, DEFAULT_READ_TIMEOUT, Prefetch.NONE);
   }
 
   public DaemonConfig withFetchSize(int v) {
@@ -75,7 +97,7 @@ public record DaemonConfig(int fetchSize, int threads, long wholeBlobMax, Path s
     return new DaemonConfig(fetchSize, threads, wholeBlobMax, stateDir, v, prefetch);
   }
 
-  public DaemonConfig withPrefetch(boolean v) {
+  public DaemonConfig withPrefetch(Prefetch v) {
     return new DaemonConfig(fetchSize, threads, wholeBlobMax, stateDir, readTimeout, v);
   }
 

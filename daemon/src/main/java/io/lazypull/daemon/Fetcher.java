@@ -57,9 +57,11 @@ final class Fetcher {
   private final AtomicInteger demandFetches = new AtomicInteger();
   private final Object demandIdle = new Object();
 
+  private final PrefetchLists lists; // told every window a READ fetches
   Fetcher(DaemonConfig config, Executor executor, PieceCatalog catalog, BlobIndexReader indexReader,
-      Path tmpDir, Metrics metrics, BackendHealth health) {
+      Path tmpDir, Metrics metrics, BackendHealth health, PrefetchLists lists) {
     this.config = config;
+    this.lists = lists;
     this.executor = executor;
     this.buffers = new BufferPool(config.fetchSize(), 2);
     this.catalog = catalog;
@@ -106,6 +108,8 @@ final class Fetcher {
     long last = (end - 1) / g.unit + 1;
     Readahead.Window w = g.pieces == null ? new Readahead.Window(first, last)
         : obj.readahead.plan(first, last, g.maxUnits, g.units);
+    // The window, not just the READ: the reads its readahead part serves never reach us.
+    lists.read(obj, w.from() * g.unit, Math.min(obj.size, w.to() * g.unit));
     return ensure(obj, g, w.from(), w.to(), first, last, executor, true);
   }
 

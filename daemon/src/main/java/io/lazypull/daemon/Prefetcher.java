@@ -1,6 +1,8 @@
 package io.lazypull.daemon;
 
 import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
@@ -13,37 +15,50 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Background prefetch: every blob the device opens is fetched whole, one blob after another,
- * from its first hole to its end, in steps of the largest window, with at most {@code
- * concurrency} fetches in flight, on threads of its own. It never competes with a READ: it
- * starts a step only while no demand fetch runs (a READ's fetch starts at once and the next
- * step waits for it to end), skips what is cached or being fetched, pauses while the blob's
- * backend is not answering, and stops for an object that was closed. A READ that needs a
- * range a step is fetching waits on that fetch, as on any other (bounded by the read
- * timeout like every READ).
+ * Background prefetch. A blob the device opens is first fetched along its prefetch list
+ * ({@link PrefetchLists}), when it has one: those ranges, merged into steps, in the order the
+ * list gives, at once and ahead of the READs that will ask for them. Then, with {@code whole},
+ * it is fetched whole, one blob after another, from its first hole to its end, in steps of the
+ * largest window; that never competes with a READ: a step starts only while no demand fetch
+ * runs (a READ's fetch starts at once and the next step waits for it to end). A blob whose
+ * first reads are being recorded is fetched whole only once the recording ends, since reads
+ * that hit prefetched ranges would not be recorded. Lists go before whole blobs; at most
+ * {@code concurrency} fetches are in flight, on threads of its own; what is cached or being
+ * fetched is skipped; nothing starts while the blob's backend is not answering; prefetch of an
+ * object that was closed stops. A READ that needs a range a step is fetching waits on that
+ * fetch, as on any other (bounded by the read timeout like every READ).
  */
 final class Prefetcher implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Prefetcher.class);
   private static final long POLL_MILLIS = 500;
+  /** How often a blob waiting for its recording to end is looked at again. */
+  private static final long RECORDING_POLL_MILLIS = 100;
 
   private final Fetcher fetcher;
   private final BackendHealth health;
   private final Predicate<CacheObject> open;
+  private final PrefetchLists lists;
+  private final boolean whole;
   private final long step;
   private final Semaphore slots;
   private final ExecutorService pool;
-  private final LinkedBlockingQueue<CacheObject> queue = new LinkedBlockingQueue<>();
+  private final LinkedBlockingQueue<CacheObject> listQueue = new LinkedBlockingQueue<>();
+  private final LinkedBlockingQueue<CacheObject> wholeQueue = new LinkedBlockingQueue<>();
   private final Thread thread;
   private volatile boolean closed;
 
   /**
    * @param open whether an object is still open (not CLOSEd): prefetch of a closed one stops
+   * @param whole whether blobs are fetched whole after their list
    * @param step bytes per prefetch fetch
    */
-  Prefetcher(Fetcher fetcher, BackendHealth health, Predicate<CacheObject> open, long step, int concurrency) {
+  Prefetcher(Fetcher fetcher, BackendHealth health, Predicate<CacheObject> open, PrefetchLists lists, boolean whole,
+      long step, int concurrency) {
     this.fetcher = fetcher;
     this.health = health;
     this.open = open;
+    this.lists = lists;
+    this.whole = whole;
     this.step = step;
     this.slots = new Semaphore(concurrency);
     AtomicInteger n = new AtomicInteger();
@@ -57,24 +72,117 @@ final class Prefetcher implements AutoCloseable {
     thread.start();
   }
 
-  /** Queues {@code obj} to be fetched whole. */
+  /** Queues {@code obj}: its prefetch list, then (with {@code whole}) the rest of it. */
   void add(CacheObject obj) {
     if (!closed) {
-      queue.offer(obj);
+      listQueue.offer(obj);
+      if (whole) {
+        wholeQueue.offer(obj);
+      }
     }
   }
 
   private void run() {
     try {
       while (!closed) {
-        CacheObject obj = queue.poll(POLL_MILLIS, TimeUnit.MILLISECONDS);
+        CacheObject obj = listQueue.poll();
         if (obj != null) {
-          prefetch(obj);
+          prefetchList(obj);
+          continue;
         }
+        obj = wholeQueue.poll(POLL_MILLIS, TimeUnit.MILLISECONDS);
+        if (obj == null || !open.test(obj)) {
+          continue;
+        }
+        if (lists.recording(obj.blob.digest())) {
+          wholeQueue.offer(obj); // after the others; its turn comes when the recording ends
+          Thread.sleep(RECORDING_POLL_MILLIS);
+          continue;
+        }
+        prefetch(obj);
       }
     } catch (InterruptedException e) {
       // closed
     }
+  }
+
+  /** Fetches the ranges of {@code obj}'s prefetch list, merged into steps, in its order. */
+  private void prefetchList(CacheObject obj) throws InterruptedException {
+    List<PrefetchLists.Range> list = lists.load(obj.blob.digest(), obj.size);
+    if (list.isEmpty()) {
+      return;
+    }
+    long t0 = System.nanoTime();
+    long unit = fetcher.unitOf(obj);
+    List<CompletableFuture<Void>> steps = new ArrayList<>();
+    long from = -1;
+    long to = -1;
+    long asked = 0;
+    for (PrefetchLists.Range r : list) {
+      long s = r.offset() / unit * unit;
+      long e = Math.min(obj.size, Fetcher.roundUp(r.end(), unit));
+      if (from >= 0 && s >= from && s <= to + unit && Math.max(to, e) - from <= step) {
+        to = Math.max(to, e); // continues the step (a gap of a unit is fetched too: one request)
+        continue;
+      }
+      if (from >= 0) {
+        if (!issue(obj, from, to, steps)) {
+          return;
+        }
+        asked += to - from;
+      }
+      from = s;
+      to = e;
+    }
+    if (from >= 0 && issue(obj, from, to, steps)) {
+      asked += to - from;
+    }
+    long bytes = asked;
+    CompletableFuture.allOf(steps.toArray(new CompletableFuture<?>[0])).whenComplete((v, e) ->
+        log.info("prefetch list of blob {}: {} ranges ({} bytes, what was not cached fetched) in {} ms{}", obj.blob,
+            list.size(), bytes, TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0),
+            e == null ? "" : "; a fetch failed: " + e));
+  }
+
+  /**
+   * Starts fetching [from, to) of {@code obj} once a slot is free, adding it to {@code steps};
+   * false if prefetch of it stopped (closed object, stopping prefetcher). Waits while its
+   * backend is not answering.
+   */
+  private boolean issue(CacheObject obj, long from, long to, List<CompletableFuture<Void>> steps)
+      throws InterruptedException {
+    while (true) {
+      if (closed || !open.test(obj)) {
+        return false;
+      }
+      if (!health.allows(obj.blob.source())) {
+        Thread.sleep(POLL_MILLIS); // the daemon probes it; no prefetch meanwhile
+        continue;
+      }
+      if (slots.tryAcquire(POLL_MILLIS, TimeUnit.MILLISECONDS)) {
+        break;
+      }
+    }
+    steps.add(start(obj, from, to));
+    return true;
+  }
+
+  /** Starts a prefetch fetch of [from, to) of {@code obj}; a slot is held and released at its end. */
+  private CompletableFuture<Void> start(CacheObject obj, long from, long to) {
+    CompletableFuture<Void> f;
+    try {
+      f = fetcher.prefetch(obj, from, to, pool);
+    } catch (RuntimeException e) {
+      slots.release();
+      throw e;
+    }
+    f.whenComplete((v, e) -> {
+      slots.release();
+      if (e != null) {
+        log.debug("prefetch of {} [{}, {}): {}", obj, from, to, e.toString());
+      }
+    });
+    return f;
   }
 
   private void prefetch(CacheObject obj) throws InterruptedException {
@@ -127,19 +235,7 @@ final class Prefetcher implements AutoCloseable {
         slots.release(); // a READ's fetch began while this waited for a slot: it goes first
         continue;
       }
-      CompletableFuture<Void> f;
-      try {
-        f = fetcher.prefetch(obj, from, to, pool);
-      } catch (RuntimeException e) {
-        slots.release();
-        throw e;
-      }
-      f.whenComplete((v, e) -> {
-        slots.release();
-        if (e != null) {
-          log.debug("prefetch of {} [{}, {}): {}", obj, from, to, e.toString());
-        }
-      });
+      start(obj, from, to);
       issued += to - from;
       off = to;
     }

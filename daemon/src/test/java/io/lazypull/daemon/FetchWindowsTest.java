@@ -49,9 +49,13 @@ class FetchWindowsTest {
     PieceIndex index = PieceVerificationTest.indexOf(data, PIECE);
     BlobIndexReader reader = blob -> Arrays.equals(Files.readAllBytes(blob), meta)
         ? Map.of(dataDigest, index) : Map.of();
+    if (prefetch) {
+      // A known (empty) prefetch list: the blob is not recorded first, so it is fetched whole at once.
+      Files.writeString(Files.createDirectories(tmp.resolve("state/prefetch")).resolve(dataDigest), "# nothing\n");
+    }
     device = new FakeDevice(tmp);
     daemon = new Daemon(device, new Domains(source, Map.of()), DaemonConfig.defaults().withFetchSize(MIB)
-        .withThreads(4).withWholeBlobMax(MIB).withStateDir(tmp.resolve("state")).withPrefetch(prefetch), reader);
+        .withThreads(4).withWholeBlobMax(MIB).withStateDir(tmp.resolve("state")).withPrefetch(prefetch ? DaemonConfig.Prefetch.ALL : DaemonConfig.Prefetch.NONE), reader);
     loop.submit(() -> {
       daemon.run();
       return null;
