@@ -18,15 +18,15 @@ import org.slf4j.LoggerFactory;
  * Background prefetch. A blob the device opens is first fetched along its prefetch list
  * ({@link PrefetchLists}), when it has one: those ranges, merged into steps, in the order the
  * list gives, at once and ahead of the READs that will ask for them. Then, with {@code whole},
- * it is fetched whole, one blob after another, from its first hole to its end, in steps of the
- * largest window; that never competes with a READ: a step starts only while no demand fetch
- * runs (a READ's fetch starts at once and the next step waits for it to end). A blob whose
- * first reads are being recorded is fetched whole only once the recording ends, since reads
- * that hit prefetched ranges would not be recorded. Lists go before whole blobs; at most
- * {@code concurrency} fetches are in flight, on threads of its own; what is cached or being
- * fetched is skipped; nothing starts while the blob's backend is not answering; prefetch of an
- * object that was closed stops. A READ that needs a range a step is fetching waits on that
- * fetch, as on any other (bounded by the read timeout like every READ).
+ * once its list has been fetched, it is fetched whole, one blob after another, from its first
+ * hole to its end, in steps of the largest window; that never competes with a READ: a step
+ * starts only while no demand fetch runs (a READ's fetch starts at once and the next step
+ * waits for it to end). A blob whose first reads are being recorded is fetched whole only once
+ * the recording ends, since reads that hit prefetched ranges would not be recorded. Lists go
+ * before whole blobs; at most {@code concurrency} fetches are in flight, on threads of its own;
+ * what is cached or being fetched is skipped; nothing starts while the blob's backend is not
+ * answering; prefetch of an object that was closed stops. A READ that needs a range a step is
+ * fetching waits on that fetch, as on any other (bounded by the read timeout like every READ).
  */
 final class Prefetcher implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Prefetcher.class);
@@ -137,11 +137,24 @@ final class Prefetcher implements AutoCloseable {
     if (from >= 0 && issue(obj, from, to, steps)) {
       asked += to - from;
     }
-    long bytes = asked;
-    CompletableFuture.allOf(steps.toArray(new CompletableFuture<?>[0])).whenComplete((v, e) ->
-        log.info("prefetch list of blob {}: {} ranges ({} bytes, what was not cached fetched) in {} ms{}", obj.blob,
-            list.size(), bytes, TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0),
-            e == null ? "" : "; a fetch failed: " + e));
+    // The list ends before anything else is prefetched: a whole-blob stream beside it would
+    // share the backend with the ranges the reads are about to need. Each fetch is bounded by
+    // the read timeout (DaemonConfig.fitBackend), so this wait is too.
+    CompletableFuture<Void> all = CompletableFuture.allOf(steps.toArray(new CompletableFuture<?>[0]));
+    String failed = "";
+    while (!closed && open.test(obj)) {
+      try {
+        all.get(POLL_MILLIS, TimeUnit.MILLISECONDS);
+        break;
+      } catch (java.util.concurrent.TimeoutException e) {
+        // still fetching
+      } catch (java.util.concurrent.ExecutionException e) {
+        failed = "; a fetch failed (its READs fetch it again): " + e.getCause();
+        break;
+      }
+    }
+    log.info("prefetch list of blob {}: {} ranges ({} bytes, what was not cached fetched) in {} ms{}", obj.blob,
+        list.size(), asked, TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0), failed);
   }
 
   /**
