@@ -80,8 +80,6 @@ final class BenchReadCommand implements Callable<Integer> {
           + " can write, or if another user could replace it or a directory above it.")
   Path workDir;
 
-  private static final String RUNNING = "fanotify, cold, running stack, file://";
-  private static final String RUNNING_LIST = "fanotify, cold, running stack, file://, --prefetch list";
   private static final Pattern FETCHED = Pattern.compile("stopped: .*bytesFetched=(\\d+)");
 
   /** workload -> row -> seconds per run. */
@@ -166,9 +164,7 @@ final class BenchReadCommand implements Callable<Integer> {
     String file = "file://" + backend;
     try (Stack warm = new Stack(work.resolve("warm"), file).withQuietLogFiles();
         Stack warmFan = new Stack(work.resolve("warm-fan"), file).withQuietLogFiles();
-        Stack marked = new Stack(work.resolve("warm-marked"), file).withQuietLogFiles();
-        Stack running = new Stack(work.resolve("running"), file).withQuietLogFiles();
-        Stack runningList = new Stack(work.resolve("running-list"), file).withQuietLogFiles()) {
+        Stack marked = new Stack(work.resolve("warm-marked"), file).withQuietLogFiles()) {
       if (selected("shim (FUSE), warm")) {
         fill(warm, image, mnt, "all");
       }
@@ -180,14 +176,6 @@ final class BenchReadCommand implements Callable<Integer> {
         marked.frontend(Frontends.FANOTIFY);
         marked.daemonArgs.addAll(List.of("--prefetch", "none"));
         fill(marked, image, mnt, "start", "random");
-      }
-      boolean runningRows = fanotify && (selected(RUNNING) || selected(RUNNING_LIST));
-      if (runningRows) {
-        // Stacks that served the image once before the runs: their JVMs have run the read path.
-        running.frontend(Frontends.FANOTIFY).daemonArgs.addAll(List.of("--prefetch", "none"));
-        runningList.frontend(Frontends.FANOTIFY).daemonArgs.addAll(List.of("--prefetch", "list"));
-        fill(running, image, mnt, "start", "random");
-        fill(runningList, image, mnt, "start", "random");
       }
       if (s3Uri != null) {
         download("warm-up", s3, s3Uri, image.fsid(), blobHex, mnt); // loads the S3 client's classes once
@@ -218,10 +206,6 @@ final class BenchReadCommand implements Callable<Integer> {
             cold(w, "fanotify, cold, file://", r, file, Map.of(), image, mnt, Frontends.FANOTIFY, "none");
             cold(w, "fanotify, cold, file://, --prefetch list", r, file, Map.of(), image, mnt, Frontends.FANOTIFY,
                 "list");
-          }
-          if (runningRows && !w.equals("all")) { // reading everything would complete (and unmark) the blob
-            running(w, RUNNING, running, image, mnt, false);
-            running(w, RUNNING_LIST, runningList, image, mnt, true);
           }
           if (s3Uri != null) {
             cold(w, "shim, cold, S3Proxy", r, s3Uri, s3Env, image, mnt, Frontends.FUSE, "none");
@@ -321,6 +305,13 @@ final class BenchReadCommand implements Callable<Integer> {
     }
     Path dir = work.resolve("cold-" + r);
     Path daemonLog;
+    if (prefetch.equals("list") && !Files.isDirectory(work.resolve("lists").resolve(w))) {
+      String note = "'" + row + "' runs were skipped: no run without prefetch recorded a list before them";
+      if (!notes.contains(note)) {
+        notes.add(note);
+      }
+      return;
+    }
     // A run without prefetch records the image's prefetch lists (at its daemon's stop); runs with
     // prefetch start with those of the last such run of the same workload: a second start.
     Path lists = work.resolve("lists").resolve(w);
@@ -353,32 +344,6 @@ final class BenchReadCommand implements Callable<Integer> {
       run("mv", recorded.toString(), lists.toString());
     }
     run("rm", "-rf", dir.toString());
-  }
-
-  /**
-   * An image new to a stack that is already running (its JVMs warmed up by an earlier image, as
-   * on a node that has been up a while): before the run the stack's cache of the image's data
-   * blob is emptied and so are its prefetch lists, or,
-   * {@code withList}, they are the ones the last new-stack run of {@code w} recorded.
-   */
-  private void running(String w, String row, Stack stack, MkfsResult image, Path mnt, boolean withList)
-      throws Exception {
-    if (!selected(row)) {
-      return;
-    }
-    Path lists = work.resolve("lists").resolve(w);
-    // Emptied as the cache bound evicts: holes punched in the data blob's cache file (the relay
-    // keeps the files of the blobs it has seen; the blob never became complete, so stays marked).
-    Path dataBlob = stack.cacheDir.resolve("erofs," + image.fsid()).resolve(image.dataBlob().orElseThrow().sha256Hex());
-    run("fallocate", "--punch-hole", "--offset", "0", "--length", Long.toString(Files.size(dataBlob)),
-        dataBlob.toString());
-    run("rm", "-rf", stack.state.resolve("prefetch").toString());
-    if (withList && Files.isDirectory(lists)) {
-      run("cp", "-r", lists.toString(), stack.state.resolve("prefetch").toString());
-    }
-    time(w, row, mnt, () -> stack.mount(image.fsid(), null, mnt));
-    fetched.computeIfAbsent(w, k -> new LinkedHashMap<>()).computeIfAbsent(row, k -> new ArrayList<>())
-        .add(stack.cachedBytes());
   }
 
   /** The baseline: download the meta and data blob whole from S3, then a native read. */
