@@ -58,6 +58,8 @@ public final class Daemon implements AutoCloseable {
   private static final long PROBE_MAX_NANOS = TimeUnit.SECONDS.toNanos(5);
   /** Prefetch fetches in flight at most: enough to fill a loopback link, few enough for 2 cores. */
   private static final int PREFETCH_FETCHES = 2;
+  /** Prefetch-list fetches in flight at most: ranges reads are about to need; round trips overlap. */
+  private static final int LIST_FETCHES = 8;
 
   private final Device device;
   private final Domains domains;
@@ -107,7 +109,8 @@ public final class Daemon implements AutoCloseable {
         indexReader == null ? BlobIndexReader.NONE : indexReader, tmp, metrics, health, lists);
     this.prefetcher = config.prefetch() == DaemonConfig.Prefetch.NONE ? null
         : new Prefetcher(fetcher, health, o -> objects.get(o.objectId) == o, lists,
-            config.prefetch() == DaemonConfig.Prefetch.ALL, config.fetchSize(), PREFETCH_FETCHES);
+            config.prefetch() == DaemonConfig.Prefetch.ALL, config.fetchSize(), PREFETCH_FETCHES,
+            LIST_FETCHES);
   }
 
   /**

@@ -19,11 +19,11 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Prefetch lists: for each blob, the ranges its first reads asked for, in the order they
- * asked, recorded by the daemon that first served it and kept in {@code
- * STATE/prefetch/DIGEST}. A later start with an empty cache (this node after the cache was
- * emptied, or another node the file was copied to) fetches those ranges first, ahead of its
- * reads, instead of paying a round trip per miss while it starts.
+ * Prefetch lists: for each blob, the ranges its first reads fetched, in the order they came,
+ * recorded by the daemon that first served it and kept in {@code STATE/prefetch/DIGEST}. A
+ * later start with an empty cache (this node after the cache was emptied, or another node the
+ * file was copied to) fetches those ranges first, ahead of its reads, instead of paying a
+ * round trip per miss while it starts.
  *
  * <p>What is recorded is each READ's fetch window (its readahead included: the reads that part
  * serves never reach the daemon), or the READ itself where it was cached already; a range that
@@ -32,9 +32,10 @@ import org.slf4j.LoggerFactory;
  * <p>A blob is recorded only while it has no list: from its OPEN until no READ of it came for
  * {@link #IDLE_NANOS} after one did (start-up is over), {@link #LIMIT_NANOS} after the OPEN at
  * the latest, its CLOSE or the daemon's stop; if no READ of it came within {@link
- * #FIRST_READ_NANOS} of the OPEN, nothing is recorded (a later OPEN tries again). Then the list is written whole (temp file and
- * rename), so a list is never half a file. Only READs are seen, and a front end sends none for ranges already cached, which is
- * why a recording blob is not prefetched whole meanwhile (its reads would hit, unseen).
+ * #FIRST_READ_NANOS} of the OPEN, nothing is recorded (a later OPEN tries again). Then the
+ * list is written whole (temp file and rename), so a list is never half a file. Only READs are
+ * seen, and a front end sends none for ranges already cached, which is why a recording blob is
+ * not prefetched whole meanwhile (its reads would hit, unseen).
  *
  * <p>The file is text, one range per line as {@code OFFSET LENGTH} in decimal bytes, with
  * {@code #} comments: easy to read, to trim and to copy to other nodes. A file that does not

@@ -23,10 +23,12 @@ import org.slf4j.LoggerFactory;
  * starts only while no demand fetch runs (a READ's fetch starts at once and the next step
  * waits for it to end). A blob whose first reads are being recorded is fetched whole only once
  * the recording ends, since reads that hit prefetched ranges would not be recorded. Lists go
- * before whole blobs; at most {@code concurrency} fetches are in flight, on threads of its own;
- * what is cached or being fetched is skipped; nothing starts while the blob's backend is not
- * answering; prefetch of an object that was closed stops. A READ that needs a range a step is
- * fetching waits on that fetch, as on any other (bounded by the read timeout like every READ).
+ * before whole blobs; at most {@code listConcurrency} list fetches (ranges reads are about to
+ * need: their round trips overlap) or {@code concurrency} whole-blob fetches are in flight, on
+ * threads of its own; what is cached or being fetched is skipped; nothing starts while the
+ * blob's backend is not answering; prefetch of an object that was closed stops. A READ that
+ * needs a range a step is fetching waits on that fetch, as on any other (bounded by the read
+ * timeout like every READ).
  */
 final class Prefetcher implements AutoCloseable {
   private static final Logger log = LoggerFactory.getLogger(Prefetcher.class);
@@ -41,6 +43,7 @@ final class Prefetcher implements AutoCloseable {
   private final boolean whole;
   private final long step;
   private final Semaphore slots;
+  private final Semaphore listSlots;
   private final ExecutorService pool;
   private final LinkedBlockingQueue<CacheObject> listQueue = new LinkedBlockingQueue<>();
   private final LinkedBlockingQueue<CacheObject> wholeQueue = new LinkedBlockingQueue<>();
@@ -53,7 +56,7 @@ final class Prefetcher implements AutoCloseable {
    * @param step bytes per prefetch fetch
    */
   Prefetcher(Fetcher fetcher, BackendHealth health, Predicate<CacheObject> open, PrefetchLists lists, boolean whole,
-      long step, int concurrency) {
+      long step, int concurrency, int listConcurrency) {
     this.fetcher = fetcher;
     this.health = health;
     this.open = open;
@@ -61,8 +64,9 @@ final class Prefetcher implements AutoCloseable {
     this.whole = whole;
     this.step = step;
     this.slots = new Semaphore(concurrency);
+    this.listSlots = new Semaphore(listConcurrency);
     AtomicInteger n = new AtomicInteger();
-    this.pool = Executors.newFixedThreadPool(concurrency, r -> {
+    this.pool = Executors.newFixedThreadPool(Math.max(concurrency, listConcurrency), r -> {
       Thread t = new Thread(r, "prefetch-" + n.incrementAndGet());
       t.setDaemon(true);
       return t;
@@ -114,6 +118,8 @@ final class Prefetcher implements AutoCloseable {
     }
     long t0 = System.nanoTime();
     long unit = fetcher.unitOf(obj);
+    // A gap this small is fetched with its neighbours: fewer bytes than a round trip costs.
+    long gap = Math.max(unit, step / 16);
     List<CompletableFuture<Void>> steps = new ArrayList<>();
     long from = -1;
     long to = -1;
@@ -121,8 +127,8 @@ final class Prefetcher implements AutoCloseable {
     for (PrefetchLists.Range r : list) {
       long s = r.offset() / unit * unit;
       long e = Math.min(obj.size, Fetcher.roundUp(r.end(), unit));
-      if (from >= 0 && s >= from && s <= to + unit && Math.max(to, e) - from <= step) {
-        to = Math.max(to, e); // continues the step (a gap of a unit is fetched too: one request)
+      if (from >= 0 && s >= from && s <= to + gap && Math.max(to, e) - from <= step) {
+        to = Math.max(to, e); // continues the step (the gap is fetched too: one request)
         continue;
       }
       if (from >= 0) {
@@ -172,25 +178,25 @@ final class Prefetcher implements AutoCloseable {
         Thread.sleep(POLL_MILLIS); // the daemon probes it; no prefetch meanwhile
         continue;
       }
-      if (slots.tryAcquire(POLL_MILLIS, TimeUnit.MILLISECONDS)) {
+      if (listSlots.tryAcquire(POLL_MILLIS, TimeUnit.MILLISECONDS)) {
         break;
       }
     }
-    steps.add(start(obj, from, to));
+    steps.add(start(obj, from, to, listSlots));
     return true;
   }
 
   /** Starts a prefetch fetch of [from, to) of {@code obj}; a slot is held and released at its end. */
-  private CompletableFuture<Void> start(CacheObject obj, long from, long to) {
+  private CompletableFuture<Void> start(CacheObject obj, long from, long to, Semaphore held) {
     CompletableFuture<Void> f;
     try {
       f = fetcher.prefetch(obj, from, to, pool);
     } catch (RuntimeException e) {
-      slots.release();
+      held.release();
       throw e;
     }
     f.whenComplete((v, e) -> {
-      slots.release();
+      held.release();
       if (e != null) {
         log.debug("prefetch of {} [{}, {}): {}", obj, from, to, e.toString());
       }
@@ -248,7 +254,7 @@ final class Prefetcher implements AutoCloseable {
         slots.release(); // a READ's fetch began while this waited for a slot: it goes first
         continue;
       }
-      start(obj, from, to);
+      start(obj, from, to, slots);
       issued += to - from;
       off = to;
     }
