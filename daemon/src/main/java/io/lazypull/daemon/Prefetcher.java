@@ -2,14 +2,16 @@ package io.lazypull.daemon;
 
 import java.io.IOException;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
-import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.PriorityBlockingQueue;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Predicate;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -23,7 +25,8 @@ import org.slf4j.LoggerFactory;
  * starts only while no demand fetch runs (a READ's fetch starts at once and the next step
  * waits for it to end). A blob whose first reads are being recorded is fetched whole only once
  * the recording ends, since reads that hit prefetched ranges would not be recorded. Lists go
- * before whole blobs; at most {@code listConcurrency} list fetches (ranges reads are about to
+ * before whole blobs (a blob being fetched whole stops between steps when a list is queued, and
+ * goes on after it); at most {@code listConcurrency} list fetches (ranges reads are about to
  * need: their round trips overlap) or {@code concurrency} whole-blob fetches are in flight, on
  * threads of its own; what is cached or being fetched is skipped; nothing starts while the
  * blob's backend is not answering; prefetch of an object that was closed stops. A READ that
@@ -45,8 +48,10 @@ final class Prefetcher implements AutoCloseable {
   private final Semaphore slots;
   private final Semaphore listSlots;
   private final ExecutorService pool;
-  private final LinkedBlockingQueue<CacheObject> listQueue = new LinkedBlockingQueue<>();
-  private final LinkedBlockingQueue<CacheObject> wholeQueue = new LinkedBlockingQueue<>();
+  /** Lists first, then whole blobs; each kind in the order queued. Taken as soon as queued. */
+  private final PriorityBlockingQueue<Job> queue = new PriorityBlockingQueue<>(16,
+      Comparator.comparing((Job j) -> !j.list()).thenComparingLong(Job::seq));
+  private final AtomicLong queued = new AtomicLong();
   private final Thread thread;
   private volatile boolean closed;
 
@@ -76,12 +81,15 @@ final class Prefetcher implements AutoCloseable {
     thread.start();
   }
 
+  /** One blob's prefetch list, or the rest of the blob (whole). */
+  private record Job(boolean list, long seq, CacheObject obj) {}
+
   /** Queues {@code obj}: its prefetch list, then (with {@code whole}) the rest of it. */
   void add(CacheObject obj) {
     if (!closed) {
-      listQueue.offer(obj);
+      queue.offer(new Job(true, queued.incrementAndGet(), obj));
       if (whole) {
-        wholeQueue.offer(obj);
+        queue.offer(new Job(false, queued.incrementAndGet(), obj));
       }
     }
   }
@@ -89,25 +97,37 @@ final class Prefetcher implements AutoCloseable {
   private void run() {
     try {
       while (!closed) {
-        CacheObject obj = listQueue.poll();
-        if (obj != null) {
+        Job job = queue.poll(POLL_MILLIS, TimeUnit.MILLISECONDS);
+        if (job == null) {
+          continue;
+        }
+        CacheObject obj = job.obj();
+        if (job.list()) {
           prefetchList(obj);
           continue;
         }
-        obj = wholeQueue.poll(POLL_MILLIS, TimeUnit.MILLISECONDS);
-        if (obj == null || !open.test(obj)) {
+        if (!open.test(obj)) {
           continue;
         }
         if (lists.recording(obj.blob.digest())) {
-          wholeQueue.offer(obj); // after the others; its turn comes when the recording ends
+          // After the others; its turn comes when the recording ends.
+          queue.offer(new Job(false, queued.incrementAndGet(), obj));
           Thread.sleep(RECORDING_POLL_MILLIS);
           continue;
         }
-        prefetch(obj);
+        if (!prefetch(obj)) {
+          queue.offer(job); // a list came: it goes first, then this goes on where the holes are
+        }
       }
     } catch (InterruptedException e) {
       // closed
     }
+  }
+
+  /** Whether a blob's prefetch list waits: a whole-blob prefetch gives way to it. */
+  private boolean listWaiting() {
+    Job next = queue.peek();
+    return next != null && next.list();
   }
 
   /** Fetches the ranges of {@code obj}'s prefetch list, merged into steps, in its order. */
@@ -204,15 +224,23 @@ final class Prefetcher implements AutoCloseable {
     return f;
   }
 
-  private void prefetch(CacheObject obj) throws InterruptedException {
+  /**
+   * Fetches what {@code obj} lacks, whole; false if it stopped because a list was queued (the
+   * rest is fetched when it is taken again).
+   */
+  private boolean prefetch(CacheObject obj) throws InterruptedException {
     long t0 = System.nanoTime();
     if (mostlyMissing(obj)) {
       try {
-        if (fetcher.stream(obj, () -> !closed && open.test(obj))) {
+        if (fetcher.stream(obj, () -> !closed && open.test(obj) && !listWaiting())) {
           log.info("prefetch of blob {}: streamed whole ({} ms)", obj.blob,
               TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0));
         }
       } catch (IOException | RuntimeException e) {
+        if (listWaiting()) {
+          log.debug("prefetch of blob {}: the stream stops for a prefetch list", obj.blob);
+          return false;
+        }
         log.info("prefetch of blob {}: the stream broke off ({}); fetching the rest in steps", obj.blob,
             e.toString());
       }
@@ -224,7 +252,11 @@ final class Prefetcher implements AutoCloseable {
     while (!closed && off < obj.size) {
       if (!open.test(obj)) {
         log.debug("prefetch of {} stopped: closed", obj);
-        return;
+        return true;
+      }
+      if (listWaiting()) {
+        log.debug("prefetch of {} stops at {} for a prefetch list", obj, off);
+        return false;
       }
       if (!fetcher.awaitNoDemand(POLL_MILLIS)) {
         continue; // READs first
@@ -238,7 +270,7 @@ final class Prefetcher implements AutoCloseable {
         hole = obj.fd.seekHole(off);
       } catch (IOException e) {
         log.debug("prefetch of {} stopped: {}", obj, e.getMessage());
-        return;
+        return true;
       }
       if (hole < 0) {
         hole = off; // past the end of a cache file that grows as it is written
@@ -262,6 +294,7 @@ final class Prefetcher implements AutoCloseable {
       log.info("prefetch of blob {} issued to its end: {} bytes not cached yet were requested ({} ms)", obj.blob,
           issued, TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0));
     }
+    return true;
   }
 
   /** True if less than half of {@code obj} is cached: then one stream is cheaper than steps. */

@@ -54,9 +54,13 @@ class PrefetchListTest {
 
   /** A daemon that knows the data blob's pieces, with the data blob opened as object 2. */
   FakeDevice.FakeAnonFd start(DaemonConfig.Prefetch prefetch) throws Exception {
-    PieceIndex index = PieceVerificationTest.indexOf(data, PIECE);
-    BlobIndexReader reader = blob -> Arrays.equals(Files.readAllBytes(blob), meta) ? Map.of(dataDigest, index)
-        : Map.of();
+    startDaemon(prefetch, Map.of(dataDigest, PieceVerificationTest.indexOf(data, PIECE)));
+    return open(3, 2, dataDigest);
+  }
+
+  /** A daemon that knows {@code indexes}, with the meta blob opened as object 1 and read. */
+  void startDaemon(DaemonConfig.Prefetch prefetch, Map<String, PieceIndex> indexes) throws Exception {
+    BlobIndexReader reader = blob -> Arrays.equals(Files.readAllBytes(blob), meta) ? indexes : Map.of();
     device = new FakeDevice(tmp);
     daemon = new Daemon(device, new Domains(source, Map.of()), DaemonConfig.defaults().withFetchSize(MIB)
         .withThreads(4).withWholeBlobMax(MIB).withStateDir(tmp.resolve("state")).withPrefetch(prefetch), reader);
@@ -69,8 +73,11 @@ class PrefetchListTest {
     device.read(2, 1, 0, 4096);
     device.awaitCompletions(1);
     source.fetched.clear();
-    FakeDevice.FakeAnonFd fd = device.open(3, 2, "d", dataDigest);
-    device.awaitCopen(3);
+  }
+
+  FakeDevice.FakeAnonFd open(int msgId, int objectId, String digest) throws Exception {
+    FakeDevice.FakeAnonFd fd = device.open(msgId, objectId, "d", digest);
+    device.awaitCopen(msgId);
     return fd;
   }
 
@@ -146,5 +153,32 @@ class PrefetchListTest {
     assertThat(fd.bytes(0, data.length)).isEqualTo(data);
     assertThat(ranges()).hasSize(1);
     assertThat(ranges().get(0)).containsExactly(5L * MIB, PIECE);
+  }
+
+  @Test
+  void aListQueuedWhileAnotherBlobIsFetchedWhole_goesFirst_andTheWholeFetchGoesOnAfter() throws Exception {
+    byte[] other = DaemonTest.random(16 * MIB, 33);
+    String otherDigest = source.add(other);
+    Files.createDirectories(listFile().getParent());
+    // The other blob has a known (empty) list: it is fetched whole at once, not recorded first.
+    Files.writeString(listFile().resolveSibling(otherDigest), "# nothing\n");
+    Files.writeString(listFile(), 12L * MIB + " 65536\n");
+    source.delayMillis = 100; // per fetch: the other blob's whole fetch takes well over a second
+    startDaemon(DaemonConfig.Prefetch.ALL, Map.of(dataDigest, PieceVerificationTest.indexOf(data, PIECE),
+        otherDigest, PieceVerificationTest.indexOf(other, PIECE)));
+    FakeDevice.FakeAnonFd otherFd = open(3, 2, otherDigest);
+    for (int i = 0; i < 1000 && source.bytesFetched() == 0; i++) {
+      Thread.sleep(5);
+    }
+    assertThat(source.bytesFetched()).as("the other blob's whole fetch began").isPositive();
+    FakeDevice.FakeAnonFd fd = open(4, 3, dataDigest);
+    awaitCached(fd, 12L * MIB, 12L * MIB + 65536);
+    assertThat(otherFd.cached(0, other.length)).as("the list did not wait for the other blob's whole fetch")
+        .isFalse();
+    for (int i = 0; i < 3000 && !(otherFd.cached(0, other.length) && fd.cached(0, data.length)); i++) {
+      Thread.sleep(10);
+    }
+    assertThat(otherFd.bytes(0, other.length)).as("the other blob, fetched whole after the list").isEqualTo(other);
+    assertThat(fd.bytes(0, data.length)).isEqualTo(data);
   }
 }
