@@ -38,7 +38,9 @@ import picocli.CommandLine.Option;
  * of the local blobs, the same through bindfs (a C FUSE passthrough), peers where installed
  * (squashfuse, casync), lazypull warm (every range in the cache: the shim, the fanotify relay
  * with its blob complete and unmarked, and with it partly cached and still marked), lazypull
- * cold from file:// and S3Proxy (each front end; with and without background prefetch), and a
+ * cold from file:// and S3Proxy (each front end; with and without background prefetch), an image
+ * new to a stack that has served another (each front end, file://, without prefetch and with the
+ * list the first of those runs recorded), and a
  * full download of the blobs from S3Proxy followed by a native read. Also each process's peak
  * RSS and, for cold runs, the bytes the daemon fetched.
  */
@@ -50,7 +52,8 @@ import picocli.CommandLine.Option;
       "and casync when installed, the shim and the fanotify relay warm (and the relay with",
       "a partly cached, still marked blob), lazypull cold from file:// and (when S3Proxy is",
       "on the class path: ci/bench read) from S3, with no prefetch, --prefetch list (the lists",
-      "the run before recorded) and --prefetch all (list, then whole), and a",
+      "the run before recorded) and --prefetch all (list, then whole), an image new to a",
+      "stack that has served another (\"warm stack, cold image\"; each front end, file://), and a",
       "full download from S3 then a native read. Page cache dropped before each run; runs",
       "interleaved; medians; ratios to native. Also peak RSS per process and bytes fetched.",
       "Needs root, /dev/fuse and bindfs.",
@@ -164,7 +167,9 @@ final class BenchReadCommand implements Callable<Integer> {
     String file = "file://" + backend;
     try (Stack warm = new Stack(work.resolve("warm"), file).withQuietLogFiles();
         Stack warmFan = new Stack(work.resolve("warm-fan"), file).withQuietLogFiles();
-        Stack marked = new Stack(work.resolve("warm-marked"), file).withQuietLogFiles()) {
+        Stack marked = new Stack(work.resolve("warm-marked"), file).withQuietLogFiles();
+        Running runningShim = new Running(Frontends.FUSE, "shim", file);
+        Running runningFan = new Running(Frontends.FANOTIFY, "fanotify", file)) {
       if (selected("shim (FUSE), warm")) {
         fill(warm, image, mnt, "all");
       }
@@ -176,6 +181,10 @@ final class BenchReadCommand implements Callable<Integer> {
         marked.frontend(Frontends.FANOTIFY);
         marked.daemonArgs.addAll(List.of("--prefetch", "none"));
         fill(marked, image, mnt, "start", "random");
+      }
+      runningShim.start(image, mnt);
+      if (fanotify) {
+        runningFan.start(image, mnt);
       }
       if (s3Uri != null) {
         download("warm-up", s3, s3Uri, image.fsid(), blobHex, mnt); // loads the S3 client's classes once
@@ -206,6 +215,13 @@ final class BenchReadCommand implements Callable<Integer> {
             cold(w, "fanotify, cold, file://", r, file, Map.of(), image, mnt, Frontends.FANOTIFY, "none");
             cold(w, "fanotify, cold, file://, --prefetch list", r, file, Map.of(), image, mnt, Frontends.FANOTIFY,
                 "list");
+          }
+          if (runningShim.started || runningFan.started) {
+            MkfsResult fresh = newImage(r, w, backend);
+            runningShim.time(w, fresh, mnt);
+            runningFan.time(w, fresh, mnt);
+            run("rm", "-f", backend.resolve(fresh.fsid()).toString(),
+                fresh.dataBlob().orElseThrow().path().toString());
           }
           if (s3Uri != null) {
             cold(w, "shim, cold, S3Proxy", r, s3Uri, s3Env, image, mnt, Frontends.FUSE, "none");
@@ -344,6 +360,93 @@ final class BenchReadCommand implements Callable<Integer> {
       run("mv", recorded.toString(), lists.toString());
     }
     run("rm", "-rf", dir.toString());
+  }
+
+  /**
+   * Image number {@code r}/{@code w}: the tree plus a file of random bytes, so that its data blob
+   * is one no stack has seen (the tree is linked, not copied, where it can be).
+   */
+  private MkfsResult newImage(int r, String w, Path backend) throws Exception {
+    Path tree = work.resolve("tree-" + r + "-" + w);
+    run("rm", "-rf", tree.toString());
+    try {
+      run("cp", "-al", src.toString(), tree.toString());
+    } catch (IOException e) {
+      run("rm", "-rf", tree.toString());
+      run("cp", "-a", src.toString(), tree.toString()); // another file system
+    }
+    byte[] salt = new byte[4096];
+    new Random().nextBytes(salt);
+    Files.write(tree.resolve(".lazypull-bench-salt"), salt);
+    Path meta = work.resolve("meta-" + r + "-" + w + ".img");
+    MkfsResult image = Mkfs.builder().layout(Layout.CHUNKED).blobDir(backend).build().build(tree, meta);
+    Files.move(meta, backend.resolve(image.fsid()), StandardCopyOption.REPLACE_EXISTING);
+    run("rm", "-rf", tree.toString());
+    return image;
+  }
+
+  /**
+   * Rows for an image new to a stack that has served another before (its JVMs past their
+   * warm-up): what a node that has run containers sees. Two stacks: one without prefetch, which
+   * records the image's list, and one with --prefetch list, which is given that list (as a
+   * second node would be) before the image is mounted there.
+   */
+  private final class Running implements AutoCloseable {
+    final String plainRow;
+    final String listRow;
+    final Stack plain;
+    final Stack listed;
+    boolean started;
+
+    Running(Frontends frontend, String name, String uri) throws IOException {
+      plainRow = name + ", warm stack, cold image";
+      listRow = plainRow + ", --prefetch list";
+      plain = new Stack(work.resolve("running-" + name), uri).withQuietLogFiles().frontend(frontend);
+      listed = new Stack(work.resolve("running-" + name + "-list"), uri).withQuietLogFiles().frontend(frontend);
+      plain.daemonArgs.addAll(List.of("--prefetch", "none"));
+      listed.daemonArgs.addAll(List.of("--prefetch", "list"));
+    }
+
+    /** Starts both stacks and has each serve {@code first} once (every workload). */
+    void start(MkfsResult first, Path mnt) throws Exception {
+      if (selected(plainRow) || selected(listRow)) {
+        fill(plain, first, mnt, "start", "random");
+        fill(listed, first, mnt, "start", "random");
+        started = true;
+      }
+    }
+
+    void time(String w, MkfsResult image, Path mnt) throws Exception {
+      if (!started) {
+        return;
+      }
+      String blob = image.dataBlob().orElseThrow().sha256Hex();
+      timeFetched(w, plainRow, plain, image, mnt);
+      Path list = plain.state.resolve("prefetch").resolve(blob);
+      for (int i = 0; i < 300 && !Files.exists(list); i++) {
+        Thread.sleep(50); // written when the object closes, after the unmount
+      }
+      if (!Files.exists(list)) {
+        notes.add("'" + listRow + "' run skipped: no list was recorded for " + blob);
+        return;
+      }
+      Files.copy(list, Files.createDirectories(listed.state.resolve("prefetch")).resolve(blob),
+          StandardCopyOption.REPLACE_EXISTING);
+      timeFetched(w, listRow, listed, image, mnt);
+    }
+
+    private void timeFetched(String w, String row, Stack stack, MkfsResult image, Path mnt) throws Exception {
+      long before = stack.cachedBytes();
+      BenchReadCommand.this.time(w, row, mnt, () -> stack.mount(image.fsid(), null, mnt));
+      fetched.computeIfAbsent(w, k -> new LinkedHashMap<>()).computeIfAbsent(row, k -> new ArrayList<>())
+          .add(stack.cachedBytes() - before);
+    }
+
+    @Override
+    public void close() {
+      plain.close();
+      listed.close();
+    }
   }
 
   /** The baseline: download the meta and data blob whole from S3, then a native read. */
