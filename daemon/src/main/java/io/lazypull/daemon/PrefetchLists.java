@@ -137,6 +137,12 @@ final class PrefetchLists implements AutoCloseable {
     }
   }
 
+  /** True if {@code digest} has a list (that may still turn out not to parse). */
+  boolean has(String digest) {
+    Path file = fileOf(digest);
+    return file != null && Files.exists(file);
+  }
+
   /** True while {@code digest}'s first reads are being recorded. */
   boolean recording(String digest) {
     return recordings.containsKey(digest);

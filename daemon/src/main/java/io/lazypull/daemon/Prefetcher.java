@@ -26,7 +26,8 @@ import org.slf4j.LoggerFactory;
  * waits for it to end). A blob whose first reads are being recorded is fetched whole only once
  * the recording ends, since reads that hit prefetched ranges would not be recorded. Lists go
  * before whole blobs (a blob being fetched whole stops between steps when a list is queued, and
- * goes on after it); at most {@code listConcurrency} list fetches (ranges reads are about to
+ * goes on after it, from its first hole; a stream stopped before half the blob arrived starts
+ * again from the beginning, writing only what is missing); at most {@code listConcurrency} list fetches (ranges reads are about to
  * need: their round trips overlap) or {@code concurrency} whole-blob fetches are in flight, on
  * threads of its own; what is cached or being fetched is skipped; nothing starts while the
  * blob's backend is not answering; prefetch of an object that was closed stops. A READ that
@@ -84,10 +85,15 @@ final class Prefetcher implements AutoCloseable {
   /** One blob's prefetch list, or the rest of the blob (whole). */
   private record Job(boolean list, long seq, CacheObject obj) {}
 
-  /** Queues {@code obj}: its prefetch list, then (with {@code whole}) the rest of it. */
+  /**
+   * Queues {@code obj}: its prefetch list if it has one, then (with {@code whole}) the rest of it.
+   * (A blob without a list queues no list job: one would stop another blob's stream for nothing.)
+   */
   void add(CacheObject obj) {
     if (!closed) {
-      queue.offer(new Job(true, queued.incrementAndGet(), obj));
+      if (lists.has(obj.blob.digest())) {
+        queue.offer(new Job(true, queued.incrementAndGet(), obj));
+      }
       if (whole) {
         queue.offer(new Job(false, queued.incrementAndGet(), obj));
       }
