@@ -274,6 +274,10 @@ final class BenchReadCommand implements Callable<Integer> {
     seconds.computeIfAbsent(w, k -> new LinkedHashMap<>()).computeIfAbsent(row, k -> new ArrayList<>()).add(secs);
   }
 
+  private void recordFetched(String w, String row, long bytes) {
+    fetched.computeIfAbsent(w, k -> new LinkedHashMap<>()).computeIfAbsent(row, k -> new ArrayList<>()).add(bytes);
+  }
+
   /** Runs workload {@code w} on the tree at {@code mnt}; seconds. */
   private double workload(String w, Path mnt, String row) throws Exception {
     long t0 = System.nanoTime();
@@ -352,7 +356,7 @@ final class BenchReadCommand implements Callable<Integer> {
     while (m.find()) {
       bytes = Long.parseLong(m.group(1));
     }
-    fetched.computeIfAbsent(w, k -> new LinkedHashMap<>()).computeIfAbsent(row, k -> new ArrayList<>()).add(bytes);
+    recordFetched(w, row, bytes);
     Path recorded = dir.resolve("state/prefetch");
     if (prefetch.equals("none") && Files.isDirectory(recorded)) {
       run("rm", "-rf", lists.toString());
@@ -438,8 +442,7 @@ final class BenchReadCommand implements Callable<Integer> {
     private void timeFetched(String w, String row, Stack stack, MkfsResult image, Path mnt) throws Exception {
       long before = stack.cachedBytes();
       BenchReadCommand.this.time(w, row, mnt, () -> stack.mount(image.fsid(), null, mnt));
-      fetched.computeIfAbsent(w, k -> new LinkedHashMap<>()).computeIfAbsent(row, k -> new ArrayList<>())
-          .add(stack.cachedBytes() - before);
+      recordFetched(w, row, stack.cachedBytes() - before);
     }
 
     @Override

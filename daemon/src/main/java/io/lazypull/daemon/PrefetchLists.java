@@ -119,7 +119,7 @@ final class PrefetchLists implements AutoCloseable {
   /** Starts recording {@code obj}'s blob if it has no list yet and nobody records it. */
   void opened(CacheObject obj) {
     Path file = fileOf(obj.blob.digest());
-    if (file == null || Files.exists(file)) {
+    if (file == null || has(obj.blob.digest())) {
       return;
     }
     Recording r = new Recording(obj, file);
