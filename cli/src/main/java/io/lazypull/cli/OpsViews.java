@@ -251,7 +251,7 @@ final class OpsViews {
                 stack.relayRestarts)
             .gauge("lazypull_up_daemon_running", "1 while the daemon process runs.",
                 stack.daemon != null && stack.daemon.isAlive() ? 1 : 0);
-        if (stack.shim != null) {
+        if (stack.hasShim()) {
           p.append(child(stack.shimOps, "/metrics"));
         }
         return p.append(child(stack.daemonOps, "/metrics")).toString();
@@ -271,7 +271,7 @@ final class OpsViews {
         up.put("daemonRestarts", stack.daemonRestarts);
         up.put("relayRestarts", stack.relayRestarts);
         n.set("daemon", childStatus(stack.daemonOps));
-        if (stack.shim != null) {
+        if (stack.hasShim()) {
           n.set(stack.frontend() == Frontends.FANOTIFY ? "relay" : "shim", childStatus(stack.shimOps));
         }
         return JSON.writeValueAsString(n);
@@ -279,7 +279,7 @@ final class OpsViews {
 
       @Override
       public String gc() throws Exception {
-        return stack.shim == null ? null : OpsClient.request(stack.shimOps, "POST", "/gc", 60_000);
+        return !stack.hasShim() ? null : OpsClient.request(stack.shimOps, "POST", "/gc", 60_000);
       }
     };
   }

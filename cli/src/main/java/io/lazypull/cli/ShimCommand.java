@@ -101,9 +101,7 @@ final class ShimCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
-    if (daemonTimeout.toMillis() < 1) {
-      throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--daemon-timeout must be at least 1ms");
-    }
+    checkTimeout();
     switch (frontend) {
       case "fuse":
         if (mountpoint == null) {
@@ -125,6 +123,12 @@ final class ShimCommand implements Callable<Integer> {
       default:
         throw new picocli.CommandLine.ParameterException(spec.commandLine(),
             "--frontend must be fuse or fanotify, not '" + frontend + "'");
+    }
+  }
+
+  private void checkTimeout() {
+    if (daemonTimeout.toMillis() < 1) {
+      throw new picocli.CommandLine.ParameterException(spec.commandLine(), "--daemon-timeout must be at least 1ms");
     }
   }
 
@@ -157,20 +161,57 @@ final class ShimCommand implements Callable<Integer> {
     return 0;
   }
 
-  private Integer runFuse() throws Exception {
+  /** A FUSE shim and its ops server (if asked for), started and serving. */
+  record FuseFront(FuseShim shim, OpsServer ops) implements AutoCloseable {
+    /** Stops serving metrics, fails waiting reads, unmounts. */
+    @Override
+    public void close() {
+      if (ops != null) {
+        ops.close();
+      }
+      log.info("stopping: unmounting {}", shim.mountpoint());
+      shim.close();
+    }
+  }
+
+  /**
+   * Parses {@code args} ('shim --frontend fuse ...', as for a child process, with --config
+   * applied) and starts that FUSE shim in this JVM: 'up' runs its shim so, one JVM fewer.
+   */
+  static FuseFront startInThisProcess(List<String> args) throws Exception {
+    picocli.CommandLine cl = Main.newCommandLine();
+    if (Main.config != null) {
+      cl.setDefaultValueProvider(Main.config.defaults(null));
+    }
+    picocli.CommandLine.ParseResult parsed = cl.parseArgs(args.toArray(new String[0]));
+    ShimCommand cmd = (ShimCommand) parsed.subcommand().commandSpec().userObject();
+    if (!cmd.frontend.equals("fuse") || cmd.mountpoint == null) {
+      throw new IllegalArgumentException("only a FUSE shim runs in this process: " + args);
+    }
+    cmd.checkTimeout();
+    return cmd.startFuse();
+  }
+
+  private FuseFront startFuse() throws Exception {
     Files.createDirectories(cacheDir);
     FuseShim shim = FuseShim.start(mountpoint, cacheDir, socket,
         new FuseShim.Options(fuseOptions, fuseDebug, daemonTimeout, budget(false)));
-    OpsServer server = ops.start(OpsViews.shim(shim.shim(), null, shim.mountpoint().toString()));
+    try {
+      return new FuseFront(shim, ops.start(OpsViews.shim(shim.shim(), null, shim.mountpoint().toString())));
+    } catch (java.io.IOException | RuntimeException e) {
+      shim.close();
+      throw e;
+    }
+  }
+
+  private Integer runFuse() throws Exception {
+    FuseFront front = startFuse();
+    FuseShim shim = front.shim();
     AtomicBoolean hookRan = new AtomicBoolean();
     CountDownLatch stopped = new CountDownLatch(1);
     Thread hook = new Thread(() -> {
       hookRan.set(true);
-      if (server != null) {
-        server.close();
-      }
-      log.info("stopping: unmounting {}", shim.mountpoint());
-      shim.close();
+      front.close();
       stopped.countDown();
     }, "shim-shutdown");
     Runtime.getRuntime().addShutdownHook(hook);
@@ -182,7 +223,7 @@ final class ShimCommand implements Callable<Integer> {
       log.warn("{} was unmounted from outside: stopping", shim.mountpoint());
       try {
         Runtime.getRuntime().removeShutdownHook(hook);
-        shim.close();
+        front.close();
         return 0;
       } catch (IllegalStateException e) {
         // the JVM began shutting down meanwhile: the hook does it

@@ -20,10 +20,12 @@ import picocli.CommandLine.Parameters;
     description = {
       "Mount an image served on demand, with everything it needs, in the foreground.",
       "",
-      "Starts a holder, the fuse-shim and the daemon as child processes, mounts the image",
-      "on TARGET, and stays in the foreground. If the daemon dies it is started again and",
-      "takes the device back from the holder: reads in flight complete. Ctrl-C (SIGINT) or",
-      "SIGTERM unmounts TARGET and stops everything it started.",
+      "Starts the fuse-shim and the daemon as child processes, mounts the image on TARGET,",
+      "and stays in the foreground, keeping the device fd itself (the holder: see 'lazypull",
+      "holder --help'). If the daemon dies it is started again and takes the device back:",
+      "reads in flight complete. Ctrl-C (SIGINT) or SIGTERM unmounts TARGET and stops",
+      "everything it started. With --frontend fanotify the holder is a child process too:",
+      "it keeps the relay's fanotify group even if 'up' dies.",
       "",
       "One 'up' per --cache-dir: a second is refused before it touches anything (the",
       "first holds DIR/run/up.lock); after an 'up' that was killed, the next one waits",
@@ -111,7 +113,7 @@ final class UpCommand implements Callable<Integer> {
       throw new CommandLine.ParameterException(spec.commandLine(), "--cache-size bounds the shim's and the relay's"
           + " cache; with --frontend kernel the kernel's cachefiles owns the cache (docs/operations.md)");
     }
-    Stack stack = new Stack(cacheDir, backend).frontend(chosen).childrenDieWithUs().lock();
+    Stack stack = new Stack(cacheDir, backend).frontend(chosen).childrenDieWithUs().holderAndShimInThisProcess().lock();
     DeadMounts.clear(stack, target.toAbsolutePath());
     stack.daemonArgs.addAll(List.of("--prefetch", prefetch));
     stack.daemonArgs.addAll(daemonArgs);
