@@ -63,7 +63,10 @@ final class Fetcher {
     this.config = config;
     this.lists = lists;
     this.executor = executor;
-    this.buffers = new BufferPool(config.fetchSize(), 2);
+    // As many free buffers of a size as fetches can use at once (the fetch threads and a stream):
+    // a buffer dropped from the pool is direct memory that only a GC gives back, and the
+    // daemon's small heap is collected rarely; 4 MiB windows from S3 piled up to ~100 MiB so.
+    this.buffers = new BufferPool(config.fetchSize(), config.threads() + 2);
     this.catalog = catalog;
     this.indexReader = indexReader;
     this.tmpDir = tmpDir;
