@@ -67,6 +67,20 @@ public interface BlobBackend extends Closeable {
   }
 
   /**
+   * Writes bytes {@code [offset, offset + length)} of a blob into {@code target}, in order, as
+   * one request where the backend makes requests (a retry resumes where an attempt broke off).
+   * The bytes are not verified: the caller checks them (it knows the range's digests). Throws
+   * rather than writing fewer than {@code length} bytes, also when the blob ends before.
+   *
+   * @throws BackendException NOT_FOUND if there is no such blob
+   * @throws IllegalArgumentException if the digest is malformed or the range negative
+   */
+  void transferRange(String digest, long offset, long length, WritableByteChannel target) throws IOException;
+
+  /** Whether each request crosses a network (a round trip): then ask for ranges in few requests. */
+  boolean remote();
+
+  /**
    * Streams a whole blob into {@code target} and checks it against its name: when the bytes
    * do not hash to {@code digest} a PERMANENT {@link BackendException} is thrown after they
    * have been written, so the caller must throw them away. Use {@link #download} when nothing

@@ -51,13 +51,13 @@ final class Io {
     return n;
   }
 
-  /** Copies {@code in} to its end into {@code out}; returns the count. */
-  static long copy(InputStream in, WritableByteChannel out, Call call) throws IOException {
-    byte[] buf = new byte[COPY_BUFFER];
+  /** Copies {@code in} to its end, or {@code limit} bytes of it, into {@code out}; returns the count. */
+  static long copy(InputStream in, WritableByteChannel out, long limit, Call call) throws IOException {
+    byte[] buf = new byte[(int) Math.max(1, Math.min(COPY_BUFFER, limit))];
     ByteBuffer bb = ByteBuffer.wrap(buf);
     long n = 0;
     int r;
-    while ((r = in.read(buf)) >= 0) {
+    while (n < limit && (r = in.read(buf, 0, (int) Math.min(buf.length, limit - n))) >= 0) {
       bb.clear().limit(r);
       while (bb.hasRemaining()) {
         out.write(bb);

@@ -128,7 +128,7 @@ final class LocalStore implements Store {
   }
 
   @Override
-  public void transferTo(String hex, long offset, WritableByteChannel out, Call call)
+  public void transferTo(String hex, long offset, long end, WritableByteChannel out, Call call)
       throws IOException {
     Path p = pathOf(hex, "transfer");
     FileChannel ch;
@@ -140,8 +140,8 @@ final class LocalStore implements Store {
     try (ch) {
       ByteBuffer buf = ByteBuffer.allocateDirect(BUFFER);
       long pos = offset;
-      while (true) {
-        buf.clear();
+      while (pos < end) {
+        buf.clear().limit((int) Math.min(buf.capacity(), end - pos));
         int r = ch.read(buf, pos);
         if (r < 0) {
           return;

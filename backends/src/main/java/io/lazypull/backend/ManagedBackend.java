@@ -128,11 +128,40 @@ final class ManagedBackend implements BlobBackend {
   }
 
   @Override
+  public void transferRange(String digest, long offset, long length, WritableByteChannel target)
+      throws IOException {
+    String hex = Digests.normalize(digest);
+    if (offset < 0 || length < 0) {
+      throw new IllegalArgumentException("negative range [" + offset + ", +" + length + ") in sha256:" + hex);
+    }
+    long end = offset + length;
+    String op = "read [" + offset + "," + end + ")";
+    CountingChannel out = new CountingChannel(target);
+    while (out.count < length) {
+      long before = out.count;
+      run(op, hex, call -> {
+        store.transferTo(hex, offset + out.count, end, out, call);
+        return null;
+      });
+      if (out.count == before) {
+        errors.increment();
+        throw new BackendException(Kind.PERMANENT, describe(), op, hex, 0, "the blob ends at "
+            + (offset + out.count) + ", " + (length - out.count) + " bytes short", null);
+      }
+    }
+  }
+
+  @Override
+  public boolean remote() {
+    return store.remote();
+  }
+
+  @Override
   public long transferTo(String digest, WritableByteChannel target) throws IOException {
     String hex = Digests.normalize(digest);
     HashingChannel out = new HashingChannel(target);
     run("transfer", hex, call -> {
-      store.transferTo(hex, out.count, out, call);
+      store.transferTo(hex, out.count, Long.MAX_VALUE, out, call);
       return null;
     });
     String actual = Digests.hex(out.md);
@@ -460,27 +489,23 @@ final class ManagedBackend implements BlobBackend {
     }
   }
 
-  /** Passes bytes to the target, hashing and counting them on the way. */
-  private final class HashingChannel implements WritableByteChannel {
+  /** Counts what passes, so that a retry resumes after it. */
+  private class CountingChannel implements WritableByteChannel {
     private final WritableByteChannel target;
-    final MessageDigest md = Digests.newSha256();
     long count;
 
-    HashingChannel(WritableByteChannel target) {
+    CountingChannel(WritableByteChannel target) {
       this.target = target;
     }
 
     @Override
     public int write(ByteBuffer src) throws IOException {
-      ByteBuffer seen = src.duplicate();
       int n;
       try {
         n = target.write(src);
       } catch (IOException e) {
         throw new SinkFailure(e);
       }
-      seen.limit(seen.position() + n);
-      md.update(seen);
       count += n;
       bytesRead.add(n);
       return n;
@@ -494,6 +519,24 @@ final class ManagedBackend implements BlobBackend {
     @Override
     public void close() {
       // The caller owns the target.
+    }
+  }
+
+  /** Passes bytes to the target, hashing and counting them on the way. */
+  private final class HashingChannel extends CountingChannel {
+    final MessageDigest md = Digests.newSha256();
+
+    HashingChannel(WritableByteChannel target) {
+      super(target);
+    }
+
+    @Override
+    public int write(ByteBuffer src) throws IOException {
+      ByteBuffer seen = src.duplicate();
+      int n = super.write(src);
+      seen.limit(seen.position() + n);
+      md.update(seen);
+      return n;
     }
   }
 }

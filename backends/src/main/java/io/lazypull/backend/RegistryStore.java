@@ -212,10 +212,12 @@ final class RegistryStore implements Store {
   }
 
   @Override
-  public void transferTo(String hex, long offset, WritableByteChannel out, Call call)
+  public void transferTo(String hex, long offset, long end, WritableByteChannel out, Call call)
       throws IOException {
+    String range = end != Long.MAX_VALUE ? "bytes=" + offset + "-" + (end - 1)
+        : offset > 0 ? "bytes=" + offset + "-" : null;
     HttpResponse<InputStream> resp = exchange("transfer", hex, "GET", blobUri(hex),
-        BodyPublishers.noBody(), offset > 0 ? "bytes=" + offset + "-" : null, pullScope, call);
+        BodyPublishers.noBody(), range, pullScope, call);
     try (InputStream in = resp.body()) {
       int status = resp.statusCode();
       if (status == 416 && offset > 0) {
@@ -228,7 +230,10 @@ final class RegistryStore implements Store {
       }
       OptionalLong len = resp.headers().firstValueAsLong("Content-Length");
       long expected = len.isPresent() ? len.getAsLong() - (status == 200 ? offset : 0) : -1;
-      long n = Io.copy(in, out, call);
+      if (expected > end - offset) {
+        expected = end - offset; // a 200 for a ranged request: the whole blob, of which we copy the range
+      }
+      long n = Io.copy(in, out, end - offset, call);
       if (expected >= 0 && n < expected) {
         throw shortRead("transfer", hex, offset, n, expected);
       }

@@ -233,10 +233,12 @@ final class S3Store implements Store {
   }
 
   @Override
-  public void transferTo(String hex, long offset, WritableByteChannel out, Call call)
+  public void transferTo(String hex, long offset, long end, WritableByteChannel out, Call call)
       throws IOException {
     GetObjectRequest.Builder req = GetObjectRequest.builder().bucket(bucket).key(key(hex));
-    if (offset > 0) {
+    if (end != Long.MAX_VALUE) {
+      req.range("bytes=" + offset + "-" + (end - 1));
+    } else if (offset > 0) {
       req.range("bytes=" + offset + "-");
     }
     ResponseInputStream<GetObjectResponse> in;
@@ -254,7 +256,12 @@ final class S3Store implements Store {
     boolean complete = false;
     try {
       Long expected = in.response().contentLength();
-      long n = Io.copy(in, out, call);
+      if (expected != null && expected > end - offset) {
+        throw new BackendException(Kind.PERMANENT, description, "transfer", hex, 0, "asked for "
+            + (end - offset) + " bytes from offset " + offset + ", the answer has " + expected
+            + " (the Range header was ignored)", null);
+      }
+      long n = Io.copy(in, out, end - offset, call);
       if (expected != null && n < expected) {
         throw shortRead("transfer", hex, offset, n, expected);
       }

@@ -35,10 +35,12 @@ interface Store extends Closeable {
   int read(String hex, long offset, ByteBuffer dst, Call call) throws IOException;
 
   /**
-   * Writes the blob's bytes from {@code offset} to its end into {@code out}. Bytes written
-   * before a failure stay written; the caller resumes from there.
+   * Writes the blob's bytes [{@code offset}, {@code end}) into {@code out}, in one request
+   * where the store makes requests; {@code end} past the blob's end (Long.MAX_VALUE: the whole
+   * rest) stops at the end. Bytes written before a failure stay written; the caller resumes
+   * from there. Writes nothing when {@code offset} is at or past the end.
    */
-  void transferTo(String hex, long offset, WritableByteChannel out, Call call) throws IOException;
+  void transferTo(String hex, long offset, long end, WritableByteChannel out, Call call) throws IOException;
 
   /**
    * Uploads {@code file} ({@code size} bytes, sha256 {@code hex}) as that blob. The caller has

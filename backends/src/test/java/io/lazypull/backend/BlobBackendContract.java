@@ -141,6 +141,34 @@ abstract class BlobBackendContract {
   }
 
   @Test
+  void transferRange_writesExactlyTheRange_inOneRequestWhereRemote() throws IOException {
+    long off = 5_000_001;
+    int len = 3 << 20;
+    long before = backend().stats().requests();
+    java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+    backend().transferRange(big().hex(), off, len, java.nio.channels.Channels.newChannel(out));
+    assertThat(out.toByteArray()).isEqualTo(big().bytes(off, len));
+    if (backend().remote()) {
+      assertThat(backend().stats().requests() - before).isEqualTo(1);
+    }
+    java.io.ByteArrayOutputStream tail = new java.io.ByteArrayOutputStream();
+    backend().transferRange(big().hex(), TestBlobs.BIG_SIZE - 10, 10, java.nio.channels.Channels.newChannel(tail));
+    assertThat(tail.toByteArray()).isEqualTo(big().bytes(TestBlobs.BIG_SIZE - 10, 10));
+  }
+
+  @Test
+  void transferRange_pastTheEnd_failsPermanentlyAfterWritingWhatThereIs() {
+    java.io.ByteArrayOutputStream out = new java.io.ByteArrayOutputStream();
+    assertThatThrownBy(() -> backend().transferRange(big().hex(), TestBlobs.BIG_SIZE - 100, 200,
+        java.nio.channels.Channels.newChannel(out)))
+        .isInstanceOfSatisfying(BackendException.class, e -> {
+          assertThat(e.kind()).isEqualTo(Kind.PERMANENT);
+          assertThat(e.getMessage()).contains("100 bytes short");
+        });
+    assertThat(out.toByteArray()).isEqualTo(big().bytes(TestBlobs.BIG_SIZE - 100, 100));
+  }
+
+  @Test
   void read_withTheRightChunkDigest_returnsTheBytes() throws IOException {
     long off = 3 << 20;
     int len = 64 << 10;

@@ -147,7 +147,7 @@ final class FakeStore implements Store {
   }
 
   @Override
-  public void transferTo(String hex, long offset, WritableByteChannel out, Call call)
+  public void transferTo(String hex, long offset, long end, WritableByteChannel out, Call call)
       throws IOException {
     try {
       byte[] b = begin(hex, "transfer", call);
@@ -155,7 +155,10 @@ final class FakeStore implements Store {
       if (half) {
         b = blobs.get(hex);
       }
-      int len = b.length - (int) offset;
+      if (offset >= b.length) {
+        return;
+      }
+      int len = (int) (Math.min(end, b.length) - offset);
       ByteBuffer src = ByteBuffer.wrap(b.clone(), (int) offset, half ? len / 2 : len);
       if (corrupt && src.hasRemaining()) {
         src.put(src.position(), (byte) (src.get(src.position()) ^ 1));

@@ -157,6 +157,19 @@ class FaultInjectionTest {
 
   @ParameterizedTest
   @ValueSource(strings = {"s3", "registry"})
+  void truncatedRangeTransfer_resumesWhereItStopped(String kind) throws IOException {
+    proxy(kind).script(Fault.TRUNCATE);
+    try (BlobBackend b = open(kind)) {
+      ByteArrayOutputStream out = new ByteArrayOutputStream();
+      b.transferRange(blob.hex(), 1_000_000, 300_000, Channels.newChannel(out));
+      assertThat(out.toByteArray()).isEqualTo(blob.bytes(1_000_000, 300_000));
+      assertThat(b.stats().retries()).isEqualTo(1);
+      assertThat(b.stats().bytesRead()).isEqualTo(300_000);
+    }
+  }
+
+  @ParameterizedTest
+  @ValueSource(strings = {"s3", "registry"})
   void truncatedWholeBlobTransfer_resumesWhereItStopped(String kind) throws IOException {
     proxy(kind).script(Fault.TRUNCATE);
     try (BlobBackend b = open(kind)) {

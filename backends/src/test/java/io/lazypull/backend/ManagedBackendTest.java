@@ -131,6 +131,18 @@ class ManagedBackendTest {
   }
 
   @Test
+  void aRangeTransferThatFailsHalfWay_resumesAfterTheBytesItGot() throws Exception {
+    store.then(Action.HALF_THEN_FAIL);
+    try (ManagedBackend b = backend()) {
+      ByteArrayOutputStream out = new ByteArrayOutputStream();
+      b.transferRange("sha256:" + hex, 10_000, 50_000, Channels.newChannel(out));
+      assertThat(out.toByteArray()).isEqualTo(java.util.Arrays.copyOfRange(bytes, 10_000, 60_000));
+      assertThat(b.stats().retries()).isEqualTo(1);
+      assertThat(b.stats().bytesRead()).isEqualTo(50_000);
+    }
+  }
+
+  @Test
   void aFailingTargetChannel_isNotRetried_andItsErrorComesThrough() throws Exception {
     try (ManagedBackend b = backend()) {
       java.nio.channels.WritableByteChannel broken = new java.nio.channels.WritableByteChannel() {
@@ -148,6 +160,8 @@ class ManagedBackendTest {
         public void close() {}
       };
       assertThatThrownBy(() -> b.transferTo(hex, broken)).isExactlyInstanceOf(java.io.IOException.class)
+          .hasMessage("Broken pipe");
+      assertThatThrownBy(() -> b.transferRange(hex, 10, 100, broken)).isExactlyInstanceOf(java.io.IOException.class)
           .hasMessage("Broken pipe");
       assertThat(b.stats().retries()).isZero();
       assertThat(sleeps).isEmpty();

@@ -37,6 +37,17 @@ public final class BackendBlobSource implements BlobSource {
   }
 
   @Override
+  public void transferRange(String digest, long offset, long length, java.nio.channels.WritableByteChannel target)
+      throws IOException {
+    backend.transferRange(digest, offset, length, target);
+  }
+
+  @Override
+  public boolean remote() {
+    return backend.remote();
+  }
+
+  @Override
   public void transferTo(String digest, long size, java.nio.channels.WritableByteChannel target)
       throws IOException {
     backend.transferTo(digest, target); // one request, resumed where it broke off on a retry

@@ -19,6 +19,33 @@ public interface BlobSource {
   void readFully(String digest, long offset, ByteBuffer dst) throws IOException;
 
   /**
+   * Writes the blob's bytes [{@code offset}, {@code offset + length}) into {@code target}, in
+   * order, as one request where {@link #remote()}. Throws rather than writing fewer bytes. By
+   * default in reads of up to 1 MiB.
+   */
+  default void transferRange(String digest, long offset, long length, java.nio.channels.WritableByteChannel target)
+      throws IOException {
+    ByteBuffer buf = ByteBuffer.allocate((int) Math.min(length, 1 << 20));
+    for (long off = offset; off < offset + length; ) {
+      buf.clear().limit((int) Math.min(buf.capacity(), offset + length - off));
+      readFully(digest, off, buf);
+      buf.flip();
+      off += buf.remaining();
+      while (buf.hasRemaining()) {
+        target.write(buf);
+      }
+    }
+  }
+
+  /**
+   * Whether each request crosses a network: a window of several pieces is then asked for in
+   * one request ({@link #transferRange}) and taken a piece at a time; else piece by piece.
+   */
+  default boolean remote() {
+    return false;
+  }
+
+  /**
    * Streams the whole blob into {@code target}, in order, as one transfer where the backend
    * can (background prefetch: one request instead of one per window). By default in 4 MiB
    * reads.

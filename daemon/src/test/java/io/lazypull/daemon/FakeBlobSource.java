@@ -4,6 +4,7 @@ import java.io.FileNotFoundException;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.security.MessageDigest;
+import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
@@ -95,6 +96,52 @@ final class FakeBlobSource implements BlobSource {
     dst.put(b, (int) offset, len);
     if (corrupting) {
       dst.put(start, (byte) (dst.get(start) ^ 1));
+    }
+    long bad = corruptOffset;
+    if (bad >= offset && bad < offset + len) {
+      dst.put(start + (int) (bad - offset), (byte) (dst.get(start + (int) (bad - offset)) ^ 1));
+    }
+  }
+
+  /** When set, {@link #transferRange} requests are the source's (one per window), as a remote one's. */
+  volatile boolean remote;
+  final List<long[]> rangeTransfers = new CopyOnWriteArrayList<>();
+  volatile long corruptOffset = -1; // when >= 0, the byte there is flipped in every answer
+
+  @Override
+  public boolean remote() {
+    return remote;
+  }
+
+  @Override
+  public void transferRange(String digest, long offset, long length, java.nio.channels.WritableByteChannel target)
+      throws IOException {
+    if (!remote) {
+      BlobSource.super.transferRange(digest, offset, length, target);
+      return;
+    }
+    if (failing) {
+      throw new Down("backend is down");
+    }
+    byte[] b = blobs.get(digest);
+    if (b == null) {
+      throw new FileNotFoundException("no blob " + digest);
+    }
+    rangeTransfers.add(new long[] {offset, length});
+    fetched.add(new long[] {offset, length});
+    byte[] range = Arrays.copyOfRange(b, (int) offset, (int) (offset + length));
+    long bad = corruptOffset;
+    if (bad >= offset && bad < offset + length) {
+      range[(int) (bad - offset)] ^= 1;
+    }
+    // In uneven parts, as a network delivers them.
+    for (int pos = 0; pos < range.length; ) {
+      int n = Math.min(range.length - pos, 10_000 + pos % 7_000);
+      ByteBuffer part = ByteBuffer.wrap(range, pos, n);
+      while (part.hasRemaining()) {
+        target.write(part);
+      }
+      pos += n;
     }
   }
 

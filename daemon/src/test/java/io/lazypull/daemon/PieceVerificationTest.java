@@ -47,9 +47,14 @@ class PieceVerificationTest {
   }
 
   private FakeDevice start(FakeBlobSource source, BlobIndexReader reader, Path state) throws Exception {
+    return start(source, reader, state, 128 * 1024);
+  }
+
+  private FakeDevice start(FakeBlobSource source, BlobIndexReader reader, Path state, int fetchSize)
+      throws Exception {
     FakeDevice device = new FakeDevice(tmp);
     daemon = new Daemon(device, new Domains(source, Map.of()),
-        DaemonConfig.defaults().withFetchSize(128 * 1024).withThreads(2).withWholeBlobMax(MIB).withStateDir(state),
+        DaemonConfig.defaults().withFetchSize(fetchSize).withThreads(2).withWholeBlobMax(MIB).withStateDir(state),
         reader);
     loop.submit(() -> {
       daemon.run();
@@ -101,6 +106,45 @@ class PieceVerificationTest {
     device2.awaitCompletions(1);
     assertThat(daemon.stats().integrityFailures()).isEqualTo(1);
     assertThat(device2.fds.get(9).cached(3 * MIB, 3 * MIB + 4096)).isFalse();
+  }
+
+  @Test
+  void remoteWindowOfSeveralSteps_oneRequest_eachStepVerifiedAndWrittenAsItArrives() throws Exception {
+    FakeBlobSource source = new FakeBlobSource();
+    source.remote = true;
+    byte[] data = DaemonTest.random(3 * MIB + 5000, 21);
+    String dataDigest = source.add(data);
+    byte[] bad = DaemonTest.random(2 * MIB, 22);
+    String badDigest = source.add(bad);
+    Map<String, PieceIndex> indexes = Map.of(dataDigest, indexOf(data), badDigest, indexOf(bad));
+    byte[] meta = DaemonTest.random(10_000, 23);
+    String metaDigest = source.add(meta);
+    BlobIndexReader reader = blob -> Arrays.equals(Files.readAllBytes(blob), meta) ? indexes : Map.of();
+    FakeDevice device = start(source, reader, tmp.resolve("state"), 4 * MIB);
+    device.open(1, 1, "d", metaDigest);
+    device.open(2, 2, "d", dataDigest);
+    device.open(3, 3, "d", badDigest);
+    device.awaitCopen(3);
+    device.read(10, 1, 0, 4096);
+    device.awaitCompletions(1);
+
+    // One READ of the whole blob: one request, passed through a 1 MiB buffer (3 steps and a tail).
+    device.read(11, 2, 0, data.length);
+    device.awaitCompletions(2);
+    assertThat(device.fds.get(2).bytes(0, data.length)).isEqualTo(data);
+    assertThat(source.rangeTransfers).singleElement()
+        .satisfies(r -> assertThat(r).containsExactly(0L, (long) data.length));
+    assertThat(daemon.stats().integrityFailures()).isZero();
+
+    // A bad byte in the second step: the first step is verified and written, the second is not.
+    source.corruptOffset = MIB + 77;
+    device.read(12, 3, 0, bad.length);
+    device.awaitCompletions(3);
+    FakeDevice.FakeAnonFd badFd = device.fds.get(3);
+    assertThat(source.rangeTransfers).hasSize(2);
+    assertThat(badFd.bytes(0, MIB)).isEqualTo(Arrays.copyOfRange(bad, 0, MIB));
+    assertThat(badFd.cached(MIB, MIB + 4096)).isFalse();
+    assertThat(daemon.stats().integrityFailures()).isEqualTo(1);
   }
 
   @Test
