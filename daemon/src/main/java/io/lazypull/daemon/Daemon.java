@@ -184,17 +184,20 @@ public final class Daemon implements AutoCloseable {
       log.debug("object {} re-opened; dropping the stale entry", open.objectId());
       old.release();
     }
+    // Recording starts before the copen: READs of the object may come (on another thread) as
+    // soon as the copen is written, and a first READ missed is a list without its start.
+    lists.opened(obj);
     try {
       device.copen(open.msgId(), size);
       metrics.opens.increment();
       log.info("OPEN domain {} blob {} size {} (object {}, from {})", blob.domain(), blob.digest(), size,
           open.objectId(), blob.source().describe());
-      lists.opened(obj);
       if (prefetcher != null) {
         prefetcher.add(obj);
       }
     } catch (IOException e) {
       log.warn("copen {},{} for {} failed: {}", open.msgId(), size, blob, e.getMessage());
+      lists.closed(obj);
       if (objects.remove(open.objectId(), obj)) {
         obj.release();
       }

@@ -63,9 +63,16 @@ final class FakeDevice implements Device {
     return queue.poll();
   }
 
+  /** When set, runs inside every copen (as a READ sent the moment the copen is written would). */
+  volatile Runnable onCopen;
+
   @Override
   public void copen(int msgId, long size) {
     copens.put(msgId, size);
+    Runnable r = onCopen;
+    if (r != null) {
+      r.run();
+    }
   }
 
   @Override

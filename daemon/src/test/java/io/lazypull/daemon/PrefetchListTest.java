@@ -115,6 +115,30 @@ class PrefetchListTest {
   }
 
   @Test
+  void aReadThatComesAsTheCopenIsWritten_isRecorded() throws Exception {
+    startDaemon(DaemonConfig.Prefetch.NONE, Map.of(dataDigest, PieceVerificationTest.indexOf(data, PIECE)));
+    // The kernel may send a READ of an object the moment its copen is written: it is served
+    // (on the daemon's loop) before the thread that wrote the copen goes on.
+    device.onCopen = () -> {
+      device.onCopen = null;
+      device.read(10, 2, 3L * MIB, 4096);
+      try {
+        device.awaitCompletions(2);
+      } catch (InterruptedException e) {
+        throw new AssertionError(e);
+      }
+    };
+    open(3, 2, dataDigest);
+    device.awaitCompletions(2);
+    device.queue.add(new Request.Close(11, 2));
+    for (int i = 0; i < 500 && !Files.exists(listFile()); i++) {
+      Thread.sleep(10);
+    }
+    assertThat(listFile()).as("the list of the blob's one READ").exists();
+    assertThat(ranges()).singleElement().satisfies(r -> assertThat(r).containsExactly(3L * MIB, PIECE));
+  }
+
+  @Test
   void aRecordedList_isFetchedBeforeAnyRead_andNothingElse() throws Exception {
     Files.createDirectories(listFile().getParent());
     Files.writeString(listFile(), "# two ranges\n" + 12L * MIB + " 65536\n" + (2L * MIB + 100) + " 4000\n");
