@@ -137,18 +137,31 @@ final class Fetcher {
    * count as in flight while it arrives, so READs that need them wait on it rather than fetch
    * them again; batches already cached are not written. Before each batch it waits while
    * demand fetches run (the backend's flow control pauses the transfer) and gives up once
-   * {@code keepGoing} says so. Returns false if the blob has no piece digests (nothing done).
+   * {@code keepGoing} says so. It starts at the first piece not cached: a stream that broke
+   * off (a daemon restarted) goes on where it stopped rather than download again what it
+   * wrote. Returns false if the blob has no piece digests (nothing done).
    */
   boolean stream(CacheObject obj, java.util.function.BooleanSupplier keepGoing) throws IOException {
     Grid g = grid(obj);
     if (g.pieces == null || !obj.acquire()) {
       return false;
     }
-    try (BatchWriter w = new BatchWriter(obj, g, keepGoing)) {
-      metrics.fetches.increment();
-      obj.blob.source().transferTo(obj.blob.digest(), obj.size, w);
-      w.flush();
-      return true;
+    try {
+      long hole = obj.fd.seekHole(0);
+      long from = hole < 0 ? 0 : hole / g.unit * g.unit; // -1: an empty file, nothing cached
+      if (from >= obj.size) {
+        return true;
+      }
+      try (BatchWriter w = new BatchWriter(obj, g, from, keepGoing)) {
+        metrics.fetches.increment();
+        if (from == 0) {
+          obj.blob.source().transferTo(obj.blob.digest(), obj.size, w);
+        } else {
+          obj.blob.source().transferRange(obj.blob.digest(), from, obj.size - from, w);
+        }
+        w.flush();
+        return true;
+      }
     } finally {
       obj.release();
     }
@@ -165,12 +178,13 @@ final class Fetcher {
     private long claimFrom;
     private long claimTo;
 
-    BatchWriter(CacheObject obj, Grid g, java.util.function.BooleanSupplier keepGoing) {
+    BatchWriter(CacheObject obj, Grid g, long from, java.util.function.BooleanSupplier keepGoing) {
       this.obj = obj;
       this.g = g;
       this.keepGoing = keepGoing;
       this.batch = buffers.acquire((int) (g.maxUnits * g.unit));
-      batch.clear().limit((int) Math.min(batch.capacity(), obj.size));
+      this.batchStart = from;
+      batch.clear().limit((int) Math.min(batch.capacity(), obj.size - from));
     }
 
     @Override

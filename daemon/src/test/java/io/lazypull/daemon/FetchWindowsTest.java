@@ -123,6 +123,20 @@ class FetchWindowsTest {
   }
 
   @Test
+  void prefetch_ofABlobWhoseStartIsCached_streamsFromItsFirstHole() throws Exception {
+    // What a daemon that died part way through the stream left: the first 5 MiB, written.
+    byte[] expected = DaemonTest.random(16 * MIB, 21); // the blob start() makes
+    Files.write(tmp.resolve("obj-2-3"), Arrays.copyOf(expected, 5 * MIB));
+    FakeDevice.FakeAnonFd fd = start(true);
+    for (int i = 0; i < 1000 && !fd.cached(0, data.length); i++) {
+      Thread.sleep(10);
+    }
+    assertThat(fd.bytes(0, data.length)).isEqualTo(data);
+    assertThat(source.fetched).allSatisfy(f -> assertThat(f[0]).isGreaterThanOrEqualTo(5L * MIB));
+    assertThat(source.bytesFetched()).isEqualTo(11L * MIB);
+  }
+
+  @Test
   void prefetch_startsNothingWhileAReadsFetchRuns_andTheReadGetsItsOwnPiece() throws Exception {
     source.delayMillis = 100; // 16 steps of 1 MiB, 2 at a time: the prefetch takes about a second
     FakeDevice.FakeAnonFd fd = start(true);
