@@ -59,8 +59,9 @@ final class SnapshotterCommand implements Callable<Integer>, LazyLayers {
       description = "How reads reach the daemon (default: ${DEFAULT-VALUE}; see 'lazypull up --help').")
   String frontend;
 
-  @Option(names = "--daemon-arg", paramLabel = "ARG",
-      description = "Extra argument for the daemon (repeatable), e.g. --daemon-arg=--fetch-size=262144.")
+  @Option(names = "--daemon-arg", paramLabel = "ARG", parameterConsumer = VerbatimArg.class,
+      description = "Extra argument for the daemon (repeatable), e.g. --daemon-arg=--fetch-size=262144"
+          + " or --daemon-arg=--verbose.")
   List<String> daemonArgs = new ArrayList<>();
 
   @Option(names = "--stop", description = "Unmount the layers under --root and stop the stack a snapshotter left running, then exit.")

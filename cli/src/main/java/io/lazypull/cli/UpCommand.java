@@ -62,8 +62,9 @@ final class UpCommand implements Callable<Integer> {
       description = "Where the cache, sockets and the shim's mountpoint live (default: ${DEFAULT-VALUE}).")
   Path cacheDir;
 
-  @Option(names = "--daemon-arg", paramLabel = "ARG",
-      description = "Extra argument for the daemon (repeatable), e.g. --daemon-arg=--fetch-size=262144.")
+  @Option(names = "--daemon-arg", paramLabel = "ARG", parameterConsumer = VerbatimArg.class,
+      description = "Extra argument for the daemon (repeatable), e.g. --daemon-arg=--fetch-size=262144"
+          + " or --daemon-arg=--verbose.")
   List<String> daemonArgs = new ArrayList<>();
 
   @Option(names = "--prefetch", paramLabel = "all|list|none",

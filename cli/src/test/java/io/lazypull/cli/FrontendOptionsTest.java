@@ -43,6 +43,25 @@ class FrontendOptionsTest {
   }
 
   @Test
+  void daemonArg_takesOptionsOfTheDaemon_verbatim() {
+    for (String cmd : new String[] {"up", "snapshotter"}) {
+      CommandLine cl = Main.newCommandLine();
+      java.util.List<String> argv = new java.util.ArrayList<>(java.util.List.of(cmd, "--daemon-arg=--verbose",
+          "--daemon-arg", "-v", "--daemon-arg=--fetch-size=262144"));
+      if (cmd.equals("up")) {
+        argv.addAll(java.util.List.of("--fsid", "ab".repeat(32), tmp.toString()));
+      }
+      CommandLine.ParseResult r = cl.parseArgs(argv.toArray(new String[0]));
+      Object command = r.subcommand().commandSpec().userObject();
+      java.util.List<String> args = command instanceof UpCommand u ? u.daemonArgs : ((SnapshotterCommand) command).daemonArgs;
+      assertThat(args).as(cmd).containsExactly("--verbose", "-v", "--fetch-size=262144");
+    }
+    StringWriter err = new StringWriter();
+    assertThat(run(err, "up", "--daemon-arg")).isEqualTo(2);
+    assertThat(err.toString()).contains("Missing value for option '--daemon-arg'");
+  }
+
+  @Test
   void frontendNames_andTheChoiceLine() {
     assertThat(Frontends.parse("fanotify")).isEqualTo(Frontends.FANOTIFY);
     assertThat(Frontends.parse("kernel")).isEqualTo(Frontends.KERNEL);
