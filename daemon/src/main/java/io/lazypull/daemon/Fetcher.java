@@ -133,7 +133,7 @@ final class Fetcher {
   /**
    * Background, for a blob with piece digests: streams it whole from its backend in one
    * transfer (where each ranged request costs a round trip, one stream runs at the speed of a
-   * download), verifying and writing it in batches of the largest window. A batch's pieces
+   * download), verifying and writing it in batches of a step (1 MiB). A batch's pieces
    * count as in flight while it arrives, so READs that need them wait on it rather than fetch
    * them again; batches already cached are not written. Before each batch it waits while
    * demand fetches run (the backend's flow control pauses the transfer) and gives up once
@@ -182,7 +182,9 @@ final class Fetcher {
       this.obj = obj;
       this.g = g;
       this.keepGoing = keepGoing;
-      this.batch = buffers.acquire((int) (g.maxUnits * g.unit));
+      // A step, not the largest window: the stream looks for READs between batches, so a READ
+      // shares the backend with at most a step of it.
+      this.batch = buffers.acquire((int) Math.min(g.maxUnits * g.unit, Math.max(STEP, g.unit)));
       this.batchStart = from;
       batch.clear().limit((int) Math.min(batch.capacity(), obj.size - from));
     }
