@@ -47,21 +47,12 @@ public interface BlobSource {
 
   /**
    * Streams the whole blob into {@code target}, in order, as one transfer where the backend
-   * can (background prefetch: one request instead of one per window). By default in 4 MiB
-   * reads.
+   * can (background prefetch: one request instead of one per window). By default {@link
+   * #transferRange} of all of it.
    */
   default void transferTo(String digest, long size, java.nio.channels.WritableByteChannel target)
       throws IOException {
-    ByteBuffer buf = ByteBuffer.allocate((int) Math.min(size, 4 << 20));
-    for (long off = 0; off < size; ) {
-      buf.clear().limit((int) Math.min(buf.capacity(), size - off));
-      readFully(digest, off, buf);
-      buf.flip();
-      off += buf.remaining();
-      while (buf.hasRemaining()) {
-        target.write(buf);
-      }
-    }
+    transferRange(digest, 0, size, target);
   }
 
   /** True if the failure means the blob does not exist (answered with ENOENT, not EIO). */
