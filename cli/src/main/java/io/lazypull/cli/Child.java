@@ -25,6 +25,9 @@ final class Child implements AutoCloseable {
   private ProcessHandle handle;
   private Thread pump;
 
+  /** The system property naming the daemon's compiler directives file (set by the launcher). */
+  static final String COMPILER_DIRECTIVES = "lazypull.compilerDirectives";
+
   private static final java.nio.file.Path SETSID = java.nio.file.Path.of("/usr/bin/setsid");
 
   private Child(String name, List<String> command) {
@@ -44,6 +47,10 @@ final class Child implements AutoCloseable {
     cmd.add("-Xmx" + heap);
     cmd.addAll(memoryOptions(name));
     cmd.addAll(Cds.jvmOptions(cds));
+    String directives = System.getProperty(COMPILER_DIRECTIVES);
+    if (directives != null) {
+      cmd.add("-D" + COMPILER_DIRECTIVES + "=" + directives); // for the children it starts in turn
+    }
     cmd.addAll(nativeLibraryOptions());
     cmd.add("-cp");
     cmd.add(System.getProperty("java.class.path"));
@@ -62,15 +69,34 @@ final class Child implements AutoCloseable {
    * heap, 1/64 of the machine's memory, was touched whole before the first collection: the
    * daemon peaked at 190 MiB reading 1 MiB), no perf-data file, and for the processes that do
    * little computing (holder, shim, relay) only the C1 compiler: fewer compiler threads and
-   * less code cache. The daemon keeps C2: only C2 code uses the CPU's SHA-256 instructions,
-   * and the daemon hashes every byte it fetches.
+   * less code cache. The daemon hashes every byte it fetches and only C2 code uses the CPU's
+   * SHA-256 instructions, so it keeps C2 for the digest code alone (the launcher's compiler
+   * directives, {@link #compilerDirectives}): C2 compiling the rest cost a new daemon more CPU
+   * than it saved, on the cold read that pays for it.
    */
   static List<String> memoryOptions(String name) {
     List<String> options = new ArrayList<>(List.of("-XX:+UseSerialGC", "-Xms8m", "-XX:-UsePerfData"));
     if (!name.equals("daemon")) {
       options.add("-XX:TieredStopAtLevel=1");
+    } else {
+      options.addAll(compilerDirectives());
     }
     return options;
+  }
+
+  /**
+   * The options that give a JVM the compiler directives file the launcher names in {@value
+   * #COMPILER_DIRECTIVES} (none if it names none, or no readable file: the JVM would not start
+   * without it), and that pass the name on to that JVM's own children.
+   */
+  static List<String> compilerDirectives() {
+    String p = System.getProperty(COMPILER_DIRECTIVES);
+    if (p == null || !java.nio.file.Files.isReadable(java.nio.file.Path.of(p))) {
+      return List.of();
+    }
+    // The JVM announces the directives it added on stdout: stderr is where the daemon logs.
+    return List.of("-XX:+UnlockDiagnosticVMOptions", "-XX:CompilerDirectivesFile=" + p,
+        "-XX:+DisplayVMOutputToStderr");
   }
 
   /**
