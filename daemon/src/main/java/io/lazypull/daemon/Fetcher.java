@@ -579,10 +579,13 @@ final class Fetcher {
     Path tmp = Files.createTempFile(tmpDir, digest, ".part");
     try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.READ, StandardOpenOption.WRITE)) {
       MessageDigest sha = PieceIndex.sha256();
-      ByteBuffer buf = buffers.acquire(config.fetchSize());
+      // No bigger than the blob: a meta blob of a few hundred KiB held (and kept in the pool) a
+      // buffer of the largest window, zeroed and so resident.
+      int part = (int) Math.min(config.fetchSize(), roundUp(Math.max(obj.size, 1), PAGE));
+      ByteBuffer buf = buffers.acquire(part);
       try {
         for (long off = 0; off < obj.size; ) {
-          int len = (int) Math.min(config.fetchSize(), obj.size - off);
+          int len = (int) Math.min(part, obj.size - off);
           buf.clear().limit(len);
           metrics.fetches.increment();
           long at = off;
@@ -602,7 +605,7 @@ final class Fetcher {
         }
         learnPieces(obj, tmp);
         for (long off = 0; off < obj.size; ) {
-          int len = (int) Math.min(config.fetchSize(), obj.size - off);
+          int len = (int) Math.min(part, obj.size - off);
           buf.clear().limit(len);
           while (buf.hasRemaining()) {
             if (ch.read(buf, off + buf.position()) < 0) {
