@@ -382,19 +382,17 @@ final class Fetcher {
   }
 
   /**
-   * Starts fetching units [k, end) of {@code obj}; they count as in flight until it ends.
+   * Starts fetching units [k, end) of {@code obj}; they count as in flight until written.
    * {@code urgent}: a READ waits for it (background prefetch waits until none runs); windows
-   * fetched ahead of a reader are demand fetches too, but nobody waits for them yet.
+   * fetched ahead of a reader are demand fetches too, but nobody waits for them yet. The
+   * result completes when the whole run is written.
    */
   private CompletableFuture<Void> startRun(CacheObject obj, Grid g, long k, long end, Executor ex, boolean demand,
       boolean urgent) {
     if (!obj.acquire()) {
       return CompletableFuture.failedFuture(new IOException(obj + " is closed"));
     }
-    CompletableFuture<Void> f = demand ? new CompletableFuture<>() : new Background();
-    for (long u = k; u < end; u++) {
-      obj.inflight.put(u, f);
-    }
+    Run run = new Run(obj, g, k, end, demand);
     if (urgent) {
       demandFetches.incrementAndGet();
     }
@@ -403,17 +401,10 @@ final class Fetcher {
     Runnable fetch = () -> {
       Throwable failure = null;
       try {
-        fetchWindow(obj, wStart, wEnd, g.pieces);
+        fetchWindow(obj, wStart, wEnd, g.pieces, run);
       } catch (Throwable t) {
         failure = t;
       } finally {
-        // Out of the table before completing: what a completion starts (a READ fetching again
-        // after a failed prefetch) must not find this fetch still in flight.
-        synchronized (obj.inflight) {
-          for (long u = k; u < end; u++) {
-            obj.inflight.remove(u, f);
-          }
-        }
         if (urgent && demandFetches.decrementAndGet() == 0) {
           synchronized (demandIdle) {
             demandIdle.notifyAll();
@@ -421,30 +412,102 @@ final class Fetcher {
         }
         obj.release();
       }
-      if (failure == null) {
-        f.complete(null);
-      } else {
-        f.completeExceptionally(failure);
-      }
+      run.finish(failure);
     };
     try {
       ex.execute(fetch);
     } catch (java.util.concurrent.RejectedExecutionException e) {
-      f.completeExceptionally(new IOException("the daemon is stopping", e));
-      synchronized (obj.inflight) {
-        for (long u = k; u < end; u++) {
-          obj.inflight.remove(u, f);
-        }
-      }
       if (urgent) {
         demandFetches.decrementAndGet();
       }
       obj.release();
+      run.finish(new IOException("the daemon is stopping", e));
     }
-    return f;
+    return run.whole;
   }
 
-  private void fetchWindow(CacheObject obj, long wStart, long wEnd, PieceIndex pieces) {
+  /**
+   * The units of one fetch, in steps that complete as they are written: a READ that finds its
+   * units in flight waits for the step that holds them, not for the rest of the window (a
+   * window of several MiB streams in from one request, a step at a time).
+   */
+  private final class Run {
+    private final CacheObject obj;
+    private final long k;
+    private final long end;
+    private final long unit;
+    private final long stepUnits;
+    private final CompletableFuture<Void>[] steps;
+    private int done; // steps before this one are complete
+    final CompletableFuture<Void> whole;
+
+    @SuppressWarnings("unchecked")
+    Run(CacheObject obj, Grid g, long k, long end, boolean demand) {
+      this.obj = obj;
+      this.k = k;
+      this.end = end;
+      this.unit = g.unit;
+      // fetchRange's step; without piece digests a window is verified (written) in one go
+      this.stepUnits = g.pieces == null ? end - k : Math.max(1, Math.max(STEP, g.unit) / g.unit);
+      this.steps = new CompletableFuture[(int) ((end - k + stepUnits - 1) / stepUnits)];
+      for (int i = 0; i < steps.length; i++) {
+        steps[i] = demand ? new CompletableFuture<>() : new Background();
+      }
+      synchronized (obj.inflight) {
+        for (long u = k; u < end; u++) {
+          obj.inflight.put(u, steps[(int) ((u - k) / stepUnits)]);
+        }
+      }
+      whole = steps.length == 1 ? steps[0] : CompletableFuture.allOf(steps);
+    }
+
+    /** The bytes of the run before {@code upTo} are written: completes the steps they hold. */
+    void written(long upTo) {
+      int to = done;
+      while (to < steps.length && Math.min(obj.size, stepEnd(to) * unit) <= upTo) {
+        to++;
+      }
+      complete(to, null);
+    }
+
+    /** The fetch ended: every step not yet complete completes, failed if {@code failure}. */
+    void finish(Throwable failure) {
+      complete(steps.length, failure);
+    }
+
+    private long stepEnd(int i) {
+      return Math.min(end, k + (i + 1) * stepUnits);
+    }
+
+    private void complete(int to, Throwable failure) {
+      int from;
+      synchronized (this) {
+        from = done;
+        done = Math.max(done, to);
+      }
+      if (from >= to) {
+        return;
+      }
+      // Out of the table before completing: what a completion starts (a READ fetching again
+      // after a failed prefetch) must not find these units still in flight.
+      synchronized (obj.inflight) {
+        for (int i = from; i < to; i++) {
+          for (long u = k + i * stepUnits; u < stepEnd(i); u++) {
+            obj.inflight.remove(u, steps[i]);
+          }
+        }
+      }
+      for (int i = from; i < to; i++) {
+        if (failure == null) {
+          steps[i].complete(null);
+        } else {
+          steps[i].completeExceptionally(failure);
+        }
+      }
+    }
+  }
+
+  private void fetchWindow(CacheObject obj, long wStart, long wEnd, PieceIndex pieces, Run run) {
     try {
       if (obj.isCached(wStart, roundUp(wEnd, PAGE))) {
         return; // another fetch (or a previous daemon) already wrote it
@@ -452,7 +515,7 @@ final class Fetcher {
       if (pieces == null && wStart == 0 && wEnd == obj.size && obj.size <= config.wholeBlobMax()) {
         fetchWholeBlob(obj);
       } else {
-        fetchRange(obj, wStart, wEnd, pieces);
+        fetchRange(obj, wStart, wEnd, pieces, run);
       }
     } catch (IOException e) {
       throw new java.io.UncheckedIOException(e);
@@ -465,7 +528,7 @@ final class Fetcher {
    * verified and written as they arrive: from a remote backend in one request, else a request
    * per step. (A buffer per window held 4 MiB of direct memory per fetch in flight.)
    */
-  private void fetchRange(CacheObject obj, long wStart, long wEnd, PieceIndex pieces) throws IOException {
+  private void fetchRange(CacheObject obj, long wStart, long wEnd, PieceIndex pieces, Run run) throws IOException {
     int len = (int) (wEnd - wStart);
     int step = pieces == null ? len : (int) Math.min(len, Math.max(STEP, pieces.pieceSize()));
     ByteBuffer buf = buffers.acquire(roundUp(step, PAGE));
@@ -479,9 +542,10 @@ final class Fetcher {
           request(obj, off, n, null, source -> source.readFully(obj.blob.digest(), at, buf));
           buf.flip();
           verifyAndWrite(obj, off, buf, n, pieces);
+          run.written(off + n);
         }
       } else {
-        PieceWriter w = new PieceWriter(obj, wStart, wEnd, buf, step, pieces);
+        PieceWriter w = new PieceWriter(obj, wStart, wEnd, buf, step, pieces, run);
         request(obj, wStart, len, w, source -> source.transferRange(obj.blob.digest(), wStart, len, w));
         if (w.pos != wEnd) {
           throw new IOException("backend sent " + (w.pos - wStart) + " of " + len + " bytes for ["
@@ -519,11 +583,13 @@ final class Fetcher {
     private final ByteBuffer buf;
     private final int step;
     private final PieceIndex pieces;
+    private final Run run;
     long pos; // where the bytes in buf begin
     IOException failure;
 
-    PieceWriter(CacheObject obj, long start, long end, ByteBuffer buf, int step, PieceIndex pieces) {
+    PieceWriter(CacheObject obj, long start, long end, ByteBuffer buf, int step, PieceIndex pieces, Run run) {
       this.obj = obj;
+      this.run = run;
       this.end = end;
       this.buf = buf;
       this.step = step;
@@ -551,6 +617,7 @@ final class Fetcher {
             throw e;
           }
           pos += len;
+          run.written(pos);
           buf.clear().limit((int) Math.min(step, end - pos));
         }
       }

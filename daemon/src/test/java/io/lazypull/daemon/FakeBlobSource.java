@@ -107,6 +107,9 @@ final class FakeBlobSource implements BlobSource {
   volatile boolean remote;
   final List<long[]> rangeTransfers = new CopyOnWriteArrayList<>();
   volatile long corruptOffset = -1; // when >= 0, the byte there is flipped in every answer
+  // When set, a range transfer waits for rangeStalls[i] once it has sent rangeStallsAfter[i] bytes.
+  volatile CountDownLatch[] rangeStalls;
+  volatile long[] rangeStallsAfter;
 
   @Override
   public boolean remote() {
@@ -135,7 +138,20 @@ final class FakeBlobSource implements BlobSource {
       range[(int) (bad - offset)] ^= 1;
     }
     // In uneven parts, as a network delivers them.
+    long[] stallsAfter = rangeStallsAfter;
+    CountDownLatch[] stalls = rangeStalls;
+    int nextStall = 0;
     for (int pos = 0; pos < range.length; ) {
+      if (stalls != null && nextStall < stalls.length && pos >= stallsAfter[nextStall]) {
+        try {
+          if (!stalls[nextStall].await(10, java.util.concurrent.TimeUnit.SECONDS)) {
+            throw new Down("stalled transfer never released");
+          }
+        } catch (InterruptedException e) {
+          throw new IOException(e);
+        }
+        nextStall++;
+      }
       int n = Math.min(range.length - pos, 10_000 + pos % 7_000);
       ByteBuffer part = ByteBuffer.wrap(range, pos, n);
       while (part.hasRemaining()) {

@@ -148,6 +148,49 @@ class PieceVerificationTest {
   }
 
   @Test
+  void aReadInAWindowStillArriving_isServedOnceItsStepIsWritten_notAtTheWindowsEnd() throws Exception {
+    FakeBlobSource source = new FakeBlobSource();
+    source.remote = true;
+    byte[] data = DaemonTest.random(4 * MIB, 24);
+    String dataDigest = source.add(data);
+    byte[] meta = DaemonTest.random(10_000, 25);
+    String metaDigest = source.add(meta);
+    Map<String, PieceIndex> indexes = Map.of(dataDigest, indexOf(data));
+    BlobIndexReader reader = blob -> Arrays.equals(Files.readAllBytes(blob), meta) ? indexes : Map.of();
+    FakeDevice device = start(source, reader, tmp.resolve("state"), 4 * MIB);
+    device.open(1, 1, "d", metaDigest);
+    device.open(2, 2, "d", dataDigest);
+    device.awaitCopen(2);
+    device.read(10, 1, 0, 4096);
+    device.awaitCompletions(1);
+
+    // A 4 MiB window from one request that stalls at its start, and again after 2 MiB and a bit.
+    java.util.concurrent.CountDownLatch start = new java.util.concurrent.CountDownLatch(1);
+    java.util.concurrent.CountDownLatch stall = new java.util.concurrent.CountDownLatch(1);
+    source.rangeStallsAfter = new long[] {100, 2 * MIB + 100};
+    source.rangeStalls = new java.util.concurrent.CountDownLatch[] {start, stall};
+    device.read(11, 2, 0, 4 * MIB);
+    for (int i = 0; i < 1000 && source.rangeTransfers.isEmpty(); i++) {
+      Thread.sleep(10);
+    }
+    // A READ of the second MiB, sent while the window is in flight and its MiB not yet there, is
+    // served once that MiB is written; the window's own READ waits for the rest.
+    device.read(12, 2, MIB + 8192, 4096);
+    Thread.sleep(50); // let it find the window in flight
+    start.countDown();
+    device.awaitCompletions(2);
+    assertThat(device.completions).containsExactly(10, 12);
+    assertThat(device.fds.get(2).bytes(MIB + 8192, 4096)).isEqualTo(Arrays.copyOfRange(data, MIB + 8192, MIB + 12288));
+
+    stall.countDown();
+    device.awaitCompletions(3);
+    assertThat(device.completions).containsExactly(10, 12, 11);
+    assertThat(device.fds.get(2).bytes(0, 4 * MIB)).isEqualTo(data);
+    assertThat(source.rangeTransfers).singleElement();
+    assertThat(daemon.stats().integrityFailures()).isZero();
+  }
+
+  @Test
   void bigBlobWithoutDigests_writtenUnverified() throws Exception {
     FakeBlobSource source = new FakeBlobSource();
     byte[] data = DaemonTest.random(2 * MIB, 13);
