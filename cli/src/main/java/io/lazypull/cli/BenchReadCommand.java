@@ -53,9 +53,10 @@ import picocli.CommandLine.Option;
       "a partly cached, still marked blob), lazypull cold from file:// and (when S3Proxy is",
       "on the class path: ci/bench read) from S3, with no prefetch, --prefetch list (the lists",
       "the run before recorded) and --prefetch all (list, then whole), an image new to a",
-      "stack that has served another (\"warm stack, cold image\"; each front end, file://), and a",
-      "full download from S3 then a native read. Page cache dropped before each run; runs",
-      "interleaved; medians; ratios to native. Also peak RSS per process and bytes fetched.",
+      "stack that has served another (\"warm stack, cold image\"; each front end, file:// and",
+      "S3), and a full download from S3 (unchecked, and sha256 checked) then a native read.",
+      "Page cache dropped before each run; runs interleaved; medians; ratios to native. Also",
+      "peak RSS per process, bytes fetched, and the CPU time of daemon, front end and S3Proxy.",
       "Needs root, /dev/fuse and bindfs.",
     })
 final class BenchReadCommand implements Callable<Integer> {
@@ -91,6 +92,8 @@ final class BenchReadCommand implements Callable<Integer> {
   private final Map<String, Map<String, List<Long>>> fetched = new LinkedHashMap<>();
   /** workload -> row -> per-read latencies (ms) of the random workload, all runs. */
   private final Map<String, List<Double>> latencies = new LinkedHashMap<>();
+  /** workload -> row -> process -> CPU seconds (user + system) per run, over the workload. */
+  private final Map<String, Map<String, Map<String, List<Double>>>> cpu = new LinkedHashMap<>();
   /** process -> peak RSS (KiB). */
   private final Map<String, Long> rss = new TreeMap<>();
   private final List<String> notes = new ArrayList<>();
@@ -169,7 +172,12 @@ final class BenchReadCommand implements Callable<Integer> {
         Stack warmFan = new Stack(work.resolve("warm-fan"), file).withQuietLogFiles();
         Stack marked = new Stack(work.resolve("warm-marked"), file).withQuietLogFiles();
         Running runningShim = new Running(Frontends.FUSE, "shim", file);
-        Running runningFan = new Running(Frontends.FANOTIFY, "fanotify", file)) {
+        Running runningFan = new Running(Frontends.FANOTIFY, "fanotify", file);
+        Running runningShimS3 = s3Uri == null ? null : new Running(Frontends.FUSE, "shim", ", S3Proxy", s3Uri, s3Env);
+        Running runningFanS3 = s3Uri == null ? null
+            : new Running(Frontends.FANOTIFY, "fanotify", ", S3Proxy", s3Uri, s3Env);
+        BlobBackend s3Blobs = s3Uri == null ? null : Backends.open(s3Uri, BackendOptions.builder()
+            .credentials(new Credentials(s3.identity(), s3.credential())).build())) {
       if (selected("shim (FUSE), warm")) {
         fill(warm, image, mnt, "all");
       }
@@ -187,7 +195,13 @@ final class BenchReadCommand implements Callable<Integer> {
         runningFan.start(image, mnt);
       }
       if (s3Uri != null) {
-        download("warm-up", s3, s3Uri, image.fsid(), blobHex, mnt); // loads the S3 client's classes once
+        runningShimS3.start(image, mnt);
+        if (fanotify) {
+          runningFanS3.start(image, mnt);
+        }
+      }
+      if (s3Uri != null) {
+        download("warm-up", s3, s3Uri, image.fsid(), blobHex, mnt, true); // loads the S3 client's classes once
         seconds.remove("warm-up");
       }
       for (int r = 0; r < runs; r++) {
@@ -216,12 +230,23 @@ final class BenchReadCommand implements Callable<Integer> {
             cold(w, "fanotify, cold, file://, --prefetch list", r, file, Map.of(), image, mnt, Frontends.FANOTIFY,
                 "list");
           }
-          if (runningShim.started || runningFan.started) {
+          boolean s3Running = s3Uri != null && (runningShimS3.started || runningFanS3.started);
+          if (runningShim.started || runningFan.started || s3Running) {
             MkfsResult fresh = newImage(r, w, backend);
+            Path freshMeta = backend.resolve(fresh.fsid());
+            Path freshBlob = fresh.dataBlob().orElseThrow().path();
             runningShim.time(w, fresh, mnt);
             runningFan.time(w, fresh, mnt);
-            run("rm", "-f", backend.resolve(fresh.fsid()).toString(),
-                fresh.dataBlob().orElseThrow().path().toString());
+            if (s3Running) {
+              s3Blobs.put(freshMeta); // not timed: what 'lazypull push' does before a node mounts it
+              s3Blobs.put(freshBlob);
+              runningShimS3.time(w, fresh, mnt);
+              runningFanS3.time(w, fresh, mnt);
+              for (Path p : List.of(freshMeta, freshBlob)) { // S3Proxy's file system store: bucket/key
+                Files.deleteIfExists(work.resolve("s3/bench/blobs").resolve(p.getFileName().toString()));
+              }
+            }
+            run("rm", "-f", freshMeta.toString(), freshBlob.toString());
           }
           if (s3Uri != null) {
             cold(w, "shim, cold, S3Proxy", r, s3Uri, s3Env, image, mnt, Frontends.FUSE, "none");
@@ -233,7 +258,8 @@ final class BenchReadCommand implements Callable<Integer> {
                   "list");
               cold(w, "fanotify, cold, S3Proxy, --prefetch all", r, s3Uri, s3Env, image, mnt, Frontends.FANOTIFY, "all");
             }
-            download(w, s3, s3Uri, image.fsid(), blobHex, mnt);
+            download(w, s3, s3Uri, image.fsid(), blobHex, mnt, false);
+            download(w, s3, s3Uri, image.fsid(), blobHex, mnt, true);
           }
         }
       }
@@ -276,6 +302,38 @@ final class BenchReadCommand implements Callable<Integer> {
 
   private void recordFetched(String w, String row, long bytes) {
     fetched.computeIfAbsent(w, k -> new LinkedHashMap<>()).computeIfAbsent(row, k -> new ArrayList<>()).add(bytes);
+  }
+
+  /**
+   * {@link #time}, and the CPU time that {@code stack}'s daemon and front end, and this JVM (the
+   * in-process S3Proxy, and the random workload's own reads), spent over it.
+   */
+  private void timeWithCpu(String w, String row, Stack stack, Path mnt, Mount mount) throws Exception {
+    if (!selected(row)) {
+      return;
+    }
+    long[] pids = {stack.daemon.pid(), stack.shim.pid(), ProcessHandle.current().pid()};
+    long[] before = new long[pids.length];
+    for (int i = 0; i < pids.length; i++) {
+      before[i] = cpuTicks(pids[i]);
+    }
+    time(w, row, mnt, mount);
+    String[] names = {"daemon", "front end", "bench JVM"};
+    Map<String, List<Double>> m = cpu.computeIfAbsent(w, k -> new LinkedHashMap<>())
+        .computeIfAbsent(row, k -> new LinkedHashMap<>());
+    for (int i = 0; i < pids.length; i++) {
+      m.computeIfAbsent(names[i], k -> new ArrayList<>()).add((cpuTicks(pids[i]) - before[i]) / (double) CLOCK_TICKS);
+    }
+  }
+
+  /** USER_HZ: the unit of /proc/PID/stat's times (100 on every Linux ABI that runs a JVM). */
+  private static final int CLOCK_TICKS = 100;
+
+  /** utime + stime of process {@code pid}, in clock ticks. */
+  static long cpuTicks(long pid) throws IOException {
+    String stat = Files.readString(Path.of("/proc/" + pid + "/stat"));
+    String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+    return Long.parseLong(f[11]) + Long.parseLong(f[12]); // fields 14 and 15 of proc(5)
   }
 
   /** Runs workload {@code w} on the tree at {@code mnt}; seconds. */
@@ -343,7 +401,7 @@ final class BenchReadCommand implements Callable<Integer> {
         run("cp", "-r", lists.toString(), cold.state.resolve("prefetch").toString());
       }
       cold.startShim().startDaemon();
-      time(w, row, mnt, () -> cold.mount(image.fsid(), null, mnt));
+      timeWithCpu(w, row, cold, mnt, () -> cold.mount(image.fsid(), null, mnt));
       String front = frontend == Frontends.FUSE ? "shim (FUSE)" : "fanotify relay";
       peak("daemon", cold.daemon.pid());
       peak(front, cold.shim.pid());
@@ -403,10 +461,18 @@ final class BenchReadCommand implements Callable<Integer> {
     boolean started;
 
     Running(Frontends frontend, String name, String uri) throws IOException {
-      plainRow = name + ", warm stack, cold image";
+      this(frontend, name, "", uri, Map.of());
+    }
+
+    /** Rows "NAME, warm stack, cold image" + {@code backend} (e.g. ", S3Proxy"). */
+    Running(Frontends frontend, String name, String backend, String uri, Map<String, String> env) throws IOException {
+      plainRow = name + ", warm stack, cold image" + backend;
       listRow = plainRow + ", --prefetch list";
-      plain = new Stack(work.resolve("running-" + name), uri).withQuietLogFiles().frontend(frontend);
-      listed = new Stack(work.resolve("running-" + name + "-list"), uri).withQuietLogFiles().frontend(frontend);
+      String dir = "running-" + name + backend.replaceAll("[^A-Za-z0-9]+", "-");
+      plain = new Stack(work.resolve(dir), uri).withQuietLogFiles().frontend(frontend);
+      listed = new Stack(work.resolve(dir + "-list"), uri).withQuietLogFiles().frontend(frontend);
+      plain.env.putAll(env);
+      listed.env.putAll(env);
       plain.daemonArgs.addAll(List.of("--prefetch", "none"));
       listed.daemonArgs.addAll(List.of("--prefetch", "list"));
     }
@@ -441,7 +507,7 @@ final class BenchReadCommand implements Callable<Integer> {
 
     private void timeFetched(String w, String row, Stack stack, MkfsResult image, Path mnt) throws Exception {
       long before = stack.cachedBytes();
-      BenchReadCommand.this.time(w, row, mnt, () -> stack.mount(image.fsid(), null, mnt));
+      timeWithCpu(w, row, stack, mnt, () -> stack.mount(image.fsid(), null, mnt));
       recordFetched(w, row, stack.cachedBytes() - before);
     }
 
@@ -452,10 +518,16 @@ final class BenchReadCommand implements Callable<Integer> {
     }
   }
 
-  /** The baseline: download the meta and data blob whole from S3, then a native read. */
+  /**
+   * The baseline: download the meta and data blob whole from S3, then a native read; with
+   * {@code check}, each blob is hashed as it arrives and checked against its sha256 (as a pull
+   * checks a layer, and as lazypull checks every piece).
+   */
   private void download(String w, io.lazypull.backend.loopback.S3ProxyServer s3, String uri, String fsid, String blobHex,
-      Path mnt) throws Exception {
-    if (!selected("download whole blobs from S3Proxy, then native")) {
+      Path mnt, boolean check) throws Exception {
+    String row = check ? "download whole blobs from S3Proxy (sha256 checked), then native"
+        : "download whole blobs from S3Proxy, then native";
+    if (!selected(row)) {
       return;
     }
     Path dir = Files.createDirectories(work.resolve("download"));
@@ -464,9 +536,33 @@ final class BenchReadCommand implements Callable<Integer> {
     try (BlobBackend b = Backends.open(uri, BackendOptions.builder()
         .credentials(new Credentials(s3.identity(), s3.credential())).build())) {
       for (String hex : List.of(fsid, blobHex)) {
+        java.security.MessageDigest sha = check ? java.security.MessageDigest.getInstance("SHA-256") : null;
         try (FileChannel ch = FileChannel.open(dir.resolve(hex), StandardOpenOption.CREATE, StandardOpenOption.WRITE,
             StandardOpenOption.TRUNCATE_EXISTING)) {
-          b.transferTo(hex, ch);
+          b.transferTo(hex, new java.nio.channels.WritableByteChannel() {
+            @Override
+            public int write(ByteBuffer src) throws IOException {
+              if (sha != null) {
+                sha.update(src.duplicate());
+              }
+              int n = src.remaining();
+              while (src.hasRemaining()) {
+                ch.write(src);
+              }
+              return n;
+            }
+
+            @Override
+            public boolean isOpen() {
+              return ch.isOpen();
+            }
+
+            @Override
+            public void close() {}
+          });
+        }
+        if (sha != null && !java.util.HexFormat.of().formatHex(sha.digest()).equals(hex)) {
+          throw new IOException("the blob downloaded as " + hex + " has another sha256");
         }
       }
     }
@@ -474,7 +570,7 @@ final class BenchReadCommand implements Callable<Integer> {
     Mounts.mountErofs(dir.resolve(fsid), mnt, List.of(dir.resolve(blobHex)));
     try {
       double read = w.equals("warm-up") ? 0 : workload(w, mnt, "download");
-      record(w, "download whole blobs from S3Proxy, then native", fetch + read);
+      record(w, row, fetch + read);
     } finally {
       Mounts.unmountOrDetach(mnt);
       latencies.remove("download");
@@ -509,6 +605,9 @@ final class BenchReadCommand implements Callable<Integer> {
   }
 
   private void print(PrintStream out) {
+    int width = seconds.values().stream().flatMap(rows -> rows.keySet().stream()).mapToInt(String::length)
+        .max().orElse(0);
+    String how = "| %-" + Math.max(48, width) + "s";
     for (Map.Entry<String, Map<String, List<Double>>> w : seconds.entrySet()) {
       String title = switch (w.getKey()) {
         case "all" -> String.format("read every file (tar | cat), %.0f MB", treeBytes / 1e6);
@@ -516,7 +615,7 @@ final class BenchReadCommand implements Callable<Integer> {
         default -> randomReads + " random 4 KiB preads (" + randomReads * 4096L / 1048576 + " MiB asked)";
       };
       out.printf("%n%s, %d runs%n", title, runs);
-      out.printf("| %-48s | %9s | %9s | %9s | %7s | %s |%n", "how", "median s", "min s", "max s", "native", "fetched");
+      out.printf(how + " | %9s | %9s | %9s | %7s | %s |%n", "how", "median s", "min s", "max s", "native", "fetched");
       out.printf("| --- | --- | --- | --- | --- | --- |%n");
       double nativeMedian = Stats.median(w.getValue().values().iterator().next());
       for (Map.Entry<String, List<Double>> e : w.getValue().entrySet()) {
@@ -535,8 +634,19 @@ final class BenchReadCommand implements Callable<Integer> {
           fetch += String.format("%sread p50 %.2f / p99 %.1f ms", fetch.isEmpty() ? "" : "; ", Stats.percentile(lat, 50),
               Stats.percentile(lat, 99));
         }
-        out.printf("| %-48s | %9.3f | %9.3f | %9.3f | %7.2f | %s |%n", e.getKey(), m, Stats.min(e.getValue()),
+        out.printf(how + " | %9.3f | %9.3f | %9.3f | %7.2f | %s |%n", e.getKey(), m, Stats.min(e.getValue()),
             Stats.max(e.getValue()), m / nativeMedian, fetch);
+      }
+    }
+    for (Map.Entry<String, Map<String, Map<String, List<Double>>>> w : cpu.entrySet()) {
+      out.printf("%nCPU seconds over the workload '%s' (user + system, medians): daemon, front end, and this"
+          + " JVM (S3Proxy, and the random reads themselves)%n", w.getKey());
+      out.printf(how + " | %9s | %9s | %9s |%n", "how", "daemon", "front end", "bench JVM");
+      out.printf("| --- | --- | --- | --- |%n");
+      for (Map.Entry<String, Map<String, List<Double>>> e : w.getValue().entrySet()) {
+        Map<String, List<Double>> m = e.getValue();
+        out.printf(how + " | %9.2f | %9.2f | %9.2f |%n", e.getKey(), Stats.median(m.get("daemon")),
+            Stats.median(m.get("front end")), Stats.median(m.get("bench JVM")));
       }
     }
     out.printf("%npeak RSS (VmHWM) over the cold runs:");
