@@ -86,8 +86,7 @@ final class Child implements AutoCloseable {
 
   /**
    * The options that give a JVM the compiler directives file the launcher names in {@value
-   * #COMPILER_DIRECTIVES} (none if it names none, or no readable file: the JVM would not start
-   * without it), and that pass the name on to that JVM's own children.
+   * #COMPILER_DIRECTIVES}: none if it names none, or no readable file (the JVM would not start).
    */
   static List<String> compilerDirectives() {
     String p = System.getProperty(COMPILER_DIRECTIVES);
