@@ -405,6 +405,7 @@ final class Fetcher {
       } catch (Throwable t) {
         failure = t;
       } finally {
+        run.leaveTable(); // before a prefetch that waits for no demand looks at these units
         if (urgent && demandFetches.decrementAndGet() == 0) {
           synchronized (demandIdle) {
             demandIdle.notifyAll();
@@ -470,9 +471,28 @@ final class Fetcher {
       complete(to, null);
     }
 
+    /** The fetch ended: its units no longer count as in flight (its futures complete after). */
+    void leaveTable() {
+      int from;
+      synchronized (this) {
+        from = done;
+      }
+      removeFromTable(from, steps.length);
+    }
+
     /** The fetch ended: every step not yet complete completes, failed if {@code failure}. */
     void finish(Throwable failure) {
       complete(steps.length, failure);
+    }
+
+    private void removeFromTable(int from, int to) {
+      synchronized (obj.inflight) {
+        for (int i = from; i < to; i++) {
+          for (long u = k + i * stepUnits; u < stepEnd(i); u++) {
+            obj.inflight.remove(u, steps[i]);
+          }
+        }
+      }
     }
 
     private long stepEnd(int i) {
@@ -490,13 +510,7 @@ final class Fetcher {
       }
       // Out of the table before completing: what a completion starts (a READ fetching again
       // after a failed prefetch) must not find these units still in flight.
-      synchronized (obj.inflight) {
-        for (int i = from; i < to; i++) {
-          for (long u = k + i * stepUnits; u < stepEnd(i); u++) {
-            obj.inflight.remove(u, steps[i]);
-          }
-        }
-      }
+      removeFromTable(from, to);
       for (int i = from; i < to; i++) {
         if (failure == null) {
           steps[i].complete(null);
