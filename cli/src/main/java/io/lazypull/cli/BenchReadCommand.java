@@ -52,7 +52,8 @@ import picocli.CommandLine.Option;
       "and casync when installed, the shim and the fanotify relay warm (and the relay with",
       "a partly cached, still marked blob), lazypull cold from file:// and (when S3Proxy is",
       "on the class path: ci/bench read) from S3, with no prefetch, --prefetch list (the lists",
-      "the run before recorded) and --prefetch all (list, then whole), an image new to a",
+      "the run before recorded), --prefetch all (list, then whole) and all without a list (the",
+      "whole-blob stream under the workload's reads), an image new to a",
       "stack that has served another (\"warm stack, cold image\"; each front end, file:// and",
       "S3), and a full download from S3 (unchecked, and sha256 checked) then a native read.",
       "Page cache dropped before each run; runs interleaved; medians; ratios to native. Also",
@@ -252,11 +253,15 @@ final class BenchReadCommand implements Callable<Integer> {
             cold(w, "shim, cold, S3Proxy", r, s3Uri, s3Env, image, mnt, Frontends.FUSE, "none");
             cold(w, "shim, cold, S3Proxy, --prefetch list", r, s3Uri, s3Env, image, mnt, Frontends.FUSE, "list");
             cold(w, "shim, cold, S3Proxy, --prefetch all", r, s3Uri, s3Env, image, mnt, Frontends.FUSE, "all");
+            cold(w, "shim, cold, S3Proxy, --prefetch all, no list", r, s3Uri, s3Env, image, mnt, Frontends.FUSE,
+                "all, no list");
             if (fanotify) {
               cold(w, "fanotify, cold, S3Proxy", r, s3Uri, s3Env, image, mnt, Frontends.FANOTIFY, "none");
               cold(w, "fanotify, cold, S3Proxy, --prefetch list", r, s3Uri, s3Env, image, mnt, Frontends.FANOTIFY,
                   "list");
               cold(w, "fanotify, cold, S3Proxy, --prefetch all", r, s3Uri, s3Env, image, mnt, Frontends.FANOTIFY, "all");
+              cold(w, "fanotify, cold, S3Proxy, --prefetch all, no list", r, s3Uri, s3Env, image, mnt,
+                  Frontends.FANOTIFY, "all, no list");
             }
             download(w, s3, s3Uri, image.fsid(), blobHex, mnt, false);
             download(w, s3, s3Uri, image.fsid(), blobHex, mnt, true);
@@ -392,12 +397,15 @@ final class BenchReadCommand implements Callable<Integer> {
     }
     // A run without prefetch records the image's prefetch lists (at its daemon's stop); runs with
     // prefetch start with those of the last such run of the same workload: a second start.
+    // "all, no list": the whole-blob stream from the mount on, under the workload's own reads
+    // (with a list, the list is fetched first and the stream often begins after the workload).
     Path lists = work.resolve("lists").resolve(w);
+    boolean unlisted = prefetch.equals("all, no list");
     try (Stack cold = new Stack(dir, uri).withQuietLogFiles().frontend(frontend)) {
       daemonLog = cold.logFile("daemon");
       cold.env.putAll(env);
-      cold.daemonArgs.addAll(List.of("--prefetch", prefetch));
-      if (!prefetch.equals("none") && Files.isDirectory(lists)) {
+      cold.daemonArgs.addAll(List.of("--prefetch", unlisted ? "all" : prefetch));
+      if (!prefetch.equals("none") && !unlisted && Files.isDirectory(lists)) {
         run("cp", "-r", lists.toString(), cold.state.resolve("prefetch").toString());
       }
       cold.startShim().startDaemon();
