@@ -86,6 +86,8 @@ final class BenchReadCommand implements Callable<Integer> {
   Path workDir;
 
   private static final Pattern FETCHED = Pattern.compile("stopped: .*bytesFetched=(\\d+)");
+  /** USER_HZ: the unit of /proc/PID/stat's times (100 on every Linux ABI that runs a JVM). */
+  private static final int CLOCK_TICKS = 100;
 
   /** workload -> row -> seconds per run. */
   private final Map<String, Map<String, List<Double>>> seconds = new LinkedHashMap<>();
@@ -200,8 +202,6 @@ final class BenchReadCommand implements Callable<Integer> {
         if (fanotify) {
           runningFanS3.start(image, mnt);
         }
-      }
-      if (s3Uri != null) {
         download("warm-up", s3, s3Uri, image.fsid(), blobHex, mnt, true); // loads the S3 client's classes once
         seconds.remove("warm-up");
       }
@@ -330,9 +330,6 @@ final class BenchReadCommand implements Callable<Integer> {
       m.computeIfAbsent(names[i], k -> new ArrayList<>()).add((cpuTicks(pids[i]) - before[i]) / (double) CLOCK_TICKS);
     }
   }
-
-  /** USER_HZ: the unit of /proc/PID/stat's times (100 on every Linux ABI that runs a JVM). */
-  private static final int CLOCK_TICKS = 100;
 
   /** utime + stime of process {@code pid}, in clock ticks. */
   static long cpuTicks(long pid) throws IOException {
