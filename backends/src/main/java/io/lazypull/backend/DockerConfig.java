@@ -1,7 +1,6 @@
 package io.lazypull.backend;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -33,7 +32,6 @@ import org.slf4j.LoggerFactory;
  */
 final class DockerConfig {
   private static final Logger log = LoggerFactory.getLogger(DockerConfig.class);
-  private static final ObjectMapper JSON = new ObjectMapper();
   static final String DOCKER_HUB = "registry-1.docker.io";
 
   /** Credentials and where they came from (a path or helper name; never the secret). */
@@ -59,7 +57,7 @@ final class DockerConfig {
     }
     JsonNode root;
     try {
-      root = JSON.readTree(file.toFile());
+      root = Json.MAPPER.readTree(file.toFile());
     } catch (IOException e) {
       log.warn("ignoring {}: not valid JSON ({})", file, e.getClass().getSimpleName());
       return Optional.empty();
@@ -166,7 +164,7 @@ final class DockerConfig {
         log.debug("{} has no credentials for {}", program, server);
         return Optional.empty();
       }
-      JsonNode n = JSON.readTree(out);
+      JsonNode n = Json.MAPPER.readTree(out);
       String user = n.path("Username").asText("");
       String secret = n.path("Secret").asText("");
       if (secret.isEmpty()) {

@@ -1,7 +1,6 @@
 package io.lazypull.backend;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import io.lazypull.backend.BackendException.Kind;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -45,7 +44,6 @@ final class LocalStore implements Store {
   private static final int BUFFER = 1 << 20;
   private static final int MAX_TAG_SIZE = 64 << 10;
   private static final String REF_NAME = "org.opencontainers.image.ref.name";
-  private static final ObjectMapper JSON = new ObjectMapper();
   private static final ConcurrentHashMap<Path, String> DIGEST_CACHE = new ConcurrentHashMap<>();
 
   enum Layout { DIRECTORY, OCI_LAYOUT, SINGLE_FILE }
@@ -220,7 +218,7 @@ final class LocalStore implements Store {
       case OCI_LAYOUT:
         JsonNode index;
         try {
-          index = JSON.readTree(root.resolve("index.json").toFile());
+          index = Json.MAPPER.readTree(root.resolve("index.json").toFile());
         } catch (IOException e) {
           throw e instanceof NoSuchFileException ? failure(op, null, e)
               : new BackendException(Kind.PERMANENT, description, op, null, 0,
@@ -229,7 +227,7 @@ final class LocalStore implements Store {
         }
         for (JsonNode d : index.path("manifests")) {
           if (tag.equals(d.path("annotations").path(REF_NAME).asText(null))) {
-            return JSON.writeValueAsBytes(d);
+            return Json.MAPPER.writeValueAsBytes(d);
           }
         }
         throw new BackendException(Kind.NOT_FOUND, description, op, null, 0,

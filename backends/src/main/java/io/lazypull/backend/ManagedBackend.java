@@ -1,7 +1,6 @@
 package io.lazypull.backend;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.lazypull.backend.BackendException.Kind;
 import java.io.IOException;
@@ -42,7 +41,6 @@ import org.slf4j.LoggerFactory;
 final class ManagedBackend implements BlobBackend {
   private static final Logger log = LoggerFactory.getLogger(ManagedBackend.class);
   private static final int SIZE_CACHE_MAX = 4096;
-  private static final ObjectMapper JSON = new ObjectMapper();
 
   private final Store store;
   private final BackendOptions options;
@@ -224,7 +222,7 @@ final class ManagedBackend implements BlobBackend {
       byte[] descriptor = run("tag " + tag, null, call -> store.getTag(tag, call));
       JsonNode d;
       try {
-        d = JSON.readTree(descriptor);
+        d = Json.MAPPER.readTree(descriptor);
       } catch (IOException e) {
         d = null;
       }
@@ -311,11 +309,11 @@ final class ManagedBackend implements BlobBackend {
       Files.deleteIfExists(tmp);
     }
     if (tag != null) {
-      ObjectNode d = JSON.createObjectNode();
+      ObjectNode d = Json.MAPPER.createObjectNode();
       d.put("mediaType", manifest.mediaType());
       d.put("digest", manifest.digest());
       d.put("size", manifest.size());
-      byte[] descriptor = JSON.writeValueAsBytes(d);
+      byte[] descriptor = Json.MAPPER.writeValueAsBytes(d);
       run("put tag " + tag, null, call -> {
         store.putTag(tag, descriptor, call);
         return null;

@@ -1,7 +1,6 @@
 package io.lazypull.backend;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.util.List;
@@ -25,7 +24,6 @@ public final class Manifest {
   /** Larger manifests are refused (containerd's limit too). */
   public static final int MAX_SIZE = 4 << 20;
 
-  private static final ObjectMapper JSON = new ObjectMapper();
 
   private final String mediaType;
   private final byte[] bytes;
@@ -67,7 +65,7 @@ public final class Manifest {
   /** The bytes as JSON; a PERMANENT failure naming {@code where} if they are not JSON. */
   public JsonNode json(String where) throws BackendException {
     try {
-      JsonNode n = JSON.readTree(bytes);
+      JsonNode n = Json.MAPPER.readTree(bytes);
       if (n == null || !n.isObject()) {
         throw new IOException("not a JSON object");
       }

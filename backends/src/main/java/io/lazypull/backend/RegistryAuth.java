@@ -1,7 +1,6 @@
 package io.lazypull.backend;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import io.lazypull.backend.BackendException.Kind;
 import java.io.IOException;
 import java.io.InputStream;
@@ -43,7 +42,6 @@ import org.slf4j.LoggerFactory;
 /** Basic and bearer-token authentication against one registry. */
 final class RegistryAuth {
   private static final Logger log = LoggerFactory.getLogger(RegistryAuth.class);
-  private static final ObjectMapper JSON = new ObjectMapper();
   private static final Duration MAX_REFRESH_MARGIN = Duration.ofSeconds(30);
 
   enum Scheme { NONE, BASIC, BEARER }
@@ -230,7 +228,7 @@ final class RegistryAuth {
     }
     JsonNode json;
     try {
-      json = JSON.readTree(body);
+      json = Json.MAPPER.readTree(body);
     } catch (IOException e) {
       throw new BackendException(Kind.PERMANENT, backend, op, hex, status,
           where + " answered something that is not JSON", null);

@@ -1,7 +1,6 @@
 package io.lazypull.backend;
 
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import io.lazypull.backend.BackendException.Kind;
 import java.io.IOException;
 import java.io.InputStream;
@@ -49,7 +48,6 @@ import org.slf4j.LoggerFactory;
  */
 final class RegistryStore implements Store {
   private static final Logger log = LoggerFactory.getLogger(RegistryStore.class);
-  private static final ObjectMapper JSON = new ObjectMapper();
   private static final int MAX_REDIRECTS = 5;
   private static final Pattern CONTENT_RANGE = Pattern.compile("bytes (\\d+)-(\\d+)/(\\d+|\\*)");
   /** A tag, as the distribution spec allows it. */
@@ -556,7 +554,7 @@ final class RegistryStore implements Store {
       if (body.length == 0) {
         return "";
       }
-      JsonNode first = JSON.readTree(body).path("errors").path(0);
+      JsonNode first = Json.MAPPER.readTree(body).path("errors").path(0);
       String code = first.path("code").asText("");
       String message = first.path("message").asText("");
       return code.isEmpty() ? message : message.isEmpty() ? code : code + ": " + message;

@@ -29,7 +29,7 @@ final class GcCommand implements Callable<Integer> {
     } catch (java.io.IOException e) {
       throw new java.io.IOException("gc through " + s + ": " + e.getMessage(), e);
     }
-    JsonNode n = OpsViews.JSON.readTree(body);
+    JsonNode n = OpsViews.json().readTree(body);
     long limit = n.path("limitBytes").asLong();
     System.out.println("freed " + StatusCommand.bytes(n.path("freedBytes").asLong()) + "; cache now "
         + StatusCommand.bytes(n.path("cacheBytes").asLong()) + (limit > 0 ? " of " + StatusCommand.bytes(limit) : ""));

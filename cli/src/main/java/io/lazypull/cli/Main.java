@@ -3,6 +3,7 @@ package io.lazypull.cli;
 import ch.qos.logback.classic.Level;
 import ch.qos.logback.classic.Logger;
 import java.io.PrintWriter;
+import java.util.List;
 import org.slf4j.LoggerFactory;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
@@ -10,7 +11,7 @@ import picocli.CommandLine.Option;
 
 /**
  * The {@code lazypull} command. Each subcommand is one class in this package; adding one
- * touches one line of the table below.
+ * touches one line of {@link #COMMANDS}.
  */
 @Command(
     name = "lazypull",
@@ -21,8 +22,10 @@ import picocli.CommandLine.Option;
       "local tar layers through the cachefiles on-demand protocol (or its FUSE",
       "emulation), and keep serving across daemon crashes.",
       ""
-    },
-    subcommands = {
+    })
+public final class Main implements Runnable {
+  /** The subcommands, in the order help lists them. */
+  static final List<Class<?>> COMMANDS = List.of(
       // serving
       UpCommand.class,
       DemoCommand.class,
@@ -47,9 +50,8 @@ import picocli.CommandLine.Option;
       PushCommand.class,
       // benchmarks
       BenchCommand.class,
-      CommandLine.HelpCommand.class,
-    })
-public final class Main implements Runnable {
+      CommandLine.HelpCommand.class);
+
   @Option(names = {"-v", "--verbose"}, description = "Log at debug level (repeat for trace).",
       scope = CommandLine.ScopeType.INHERIT)
   void setVerbose(boolean[] verbose) {
@@ -90,7 +92,7 @@ public final class Main implements Runnable {
     logFormat = format;
     Logger root = (Logger) LoggerFactory.getLogger(org.slf4j.Logger.ROOT_LOGGER_NAME);
     var appender = (ch.qos.logback.core.ConsoleAppender<ch.qos.logback.classic.spi.ILoggingEvent>)
-        root.getAppender("STDERR");
+        root.getAppender(LogConfig.APPENDER);
     if (appender == null) {
       return;
     }
@@ -108,13 +110,11 @@ public final class Main implements Runnable {
       json.setWithMessage(false);
       json.setWithFormattedMessage(true); // "message": the line as text shows it
       encoder = json;
+      encoder.setContext(root.getLoggerContext());
+      encoder.start();
     } else {
-      var text = new ch.qos.logback.classic.encoder.PatternLayoutEncoder();
-      text.setPattern("%d{HH:mm:ss.SSS} %-5level [%thread] %logger{0}: %msg%n");
-      encoder = text;
+      encoder = LogConfig.textEncoder(root.getLoggerContext());
     }
-    encoder.setContext(root.getLoggerContext());
-    encoder.start();
     appender.setEncoder(encoder);
     appender.start();
   }
@@ -163,7 +163,7 @@ public final class Main implements Runnable {
    * config file too: one line naming the key and its line).
    */
   public static int execute(String... args) {
-    CommandLine cl = newCommandLine();
+    CommandLine cl = newCommandLine(args);
     java.nio.file.Path file = configArg(args);
     if (file != null) {
       try {
@@ -202,12 +202,57 @@ public final class Main implements Runnable {
     return null;
   }
 
+  /** The whole command tree. */
   static CommandLine newCommandLine() {
+    return newCommandLine(null);
+  }
+
+  /**
+   * The command tree for {@code args}: only the subcommand they name when they name one (and
+   * ask no top-level help), else all of them. Picocli builds a command's model when it is
+   * added, making its objects and loading what their fields need (Jackson, gRPC, the AWS SDK's
+   * types): for all twenty commands that was ~0.3 s of every JVM start, and a daemon's start is
+   * most of a cold failover's stall (docs/benchmarks.md).
+   */
+  static CommandLine newCommandLine(String[] args) {
     CommandLine cl = new CommandLine(new Main());
+    Class<?> only = args == null ? null : named(args);
+    for (Class<?> c : COMMANDS) {
+      if (only == null || c == only) {
+        cl.addSubcommand(c);
+      }
+    }
     cl.setExecutionExceptionHandler(Main::handleFailure);
     cl.setParameterExceptionHandler(Main::handleUsageError);
     cl.setUsageHelpWidth(100); // descriptions are written to 94 columns
     return cl;
+  }
+
+  /**
+   * The subcommand class the first argument that is not a top-level option names, or null
+   * (none, an unknown name, or top-level help or version asked for: then all are needed).
+   */
+  static Class<?> named(String[] args) {
+    for (int i = 0; i < args.length; i++) {
+      String a = args[i];
+      if (a.equals("--config") || a.equals("--log-format")) {
+        i++; // its value
+      } else if (a.startsWith("--config=") || a.startsWith("--log-format=") || a.equals("-v")
+          || a.equals("--verbose") || a.matches("-v+")) {
+        continue;
+      } else if (a.startsWith("-")) {
+        return null; // -h, --help, -V, --version, or what picocli will reject with all commands listed
+      } else {
+        for (Class<?> c : COMMANDS) {
+          Command command = c.getAnnotation(Command.class);
+          if (command.name().equals(a) || List.of(command.aliases()).contains(a)) {
+            return c == CommandLine.HelpCommand.class ? null : c;
+          }
+        }
+        return null;
+      }
+    }
+    return null;
   }
 
   /** A failure is one clear line on stderr (the stack trace only with -v), exit code 1. */

@@ -40,7 +40,7 @@ final class StatusCommand implements Callable<Integer> {
     if (json) {
       System.out.println(body.strip());
     } else {
-      System.out.print(render(OpsViews.JSON.readTree(body)));
+      System.out.print(render(OpsViews.json().readTree(body)));
     }
     return 0;
   }

@@ -208,7 +208,7 @@ class CacheBoundTest {
   }
 
   static JsonNode status(Stack stack) throws Exception {
-    return OpsViews.JSON.readTree(OpsClient.request(stack.shimOps, "GET", "/status", 10_000));
+    return OpsViews.json().readTree(OpsClient.request(stack.shimOps, "GET", "/status", 10_000));
   }
 
   /**

@@ -126,7 +126,7 @@ class OpsEndpointTest {
       assertThat(people).contains("front end   fuse", "mount       " + target, "generation 2 (1 restarts)",
           "answering", image.fsid().substring(0, 19));
 
-      JsonNode gc = OpsViews.JSON.readTree(OpsClient.request(cache.resolve("run/lazypull.sock"), "POST", "/gc", 60_000));
+      JsonNode gc = OpsViews.json().readTree(OpsClient.request(cache.resolve("run/lazypull.sock"), "POST", "/gc", 60_000));
       assertThat(gc.path("limitBytes").asLong()).isEqualTo(8 << 20);
       assertThat(gc.path("cacheBytes").asLong()).isLessThanOrEqualTo(8 << 20);
     } finally {
@@ -136,7 +136,7 @@ class OpsEndpointTest {
   }
 
   private static JsonNode status(Path cache) throws Exception {
-    return OpsViews.JSON.readTree(OpsClient.request(cache.resolve("run/lazypull.sock"), "GET", "/status", 10_000));
+    return OpsViews.json().readTree(OpsClient.request(cache.resolve("run/lazypull.sock"), "GET", "/status", 10_000));
   }
 
   /** GET /metrics over TCP, parsed by prometheus_client (a parse error fails the test). */
@@ -155,7 +155,7 @@ class OpsEndpointTest {
     assertThat(p.waitFor(30, TimeUnit.SECONDS)).isTrue();
     assertThat(p.exitValue()).as("the Prometheus parser accepts the exposition:\n" + r.body()).isZero();
     Map<String, Double> m = new HashMap<>();
-    OpsViews.JSON.readTree(out).fields().forEachRemaining(e -> m.put(e.getKey(), e.getValue().asDouble()));
+    OpsViews.json().readTree(out).fields().forEachRemaining(e -> m.put(e.getKey(), e.getValue().asDouble()));
     return m;
   }
 
