@@ -12,6 +12,7 @@ import picocli.CommandLine.Command;
       BenchReadCommand.class,
       BenchFailoverCommand.class,
       BenchContainerdCommand.class,
+      BenchS3ProxyCommand.class,
     })
 final class BenchCommand implements Runnable {
   @CommandLine.Spec CommandLine.Model.CommandSpec spec;
