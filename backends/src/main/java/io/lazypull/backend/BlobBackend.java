@@ -81,6 +81,14 @@ public interface BlobBackend extends Closeable {
   boolean remote();
 
   /**
+   * Makes what requests need (an S3 client: most of the AWS SDK loaded and set up, ~20 MiB and
+   * a good part of a second) now rather than at the first request. Opening a backend only
+   * checks its URI, so that a process that just checks one ('up') pays nothing; a daemon
+   * connects at start, so that a standby takes over ready.
+   */
+  default void connect() throws IOException {}
+
+  /**
    * Streams a whole blob into {@code target} and checks it against its name: when the bytes
    * do not hash to {@code digest} a PERMANENT {@link BackendException} is thrown after they
    * have been written, so the caller must throw them away. Use {@link #download} when nothing

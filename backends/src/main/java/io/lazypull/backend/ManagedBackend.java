@@ -155,6 +155,11 @@ final class ManagedBackend implements BlobBackend {
   }
 
   @Override
+  public void connect() throws IOException {
+    store.connect();
+  }
+
+  @Override
   public long transferTo(String digest, WritableByteChannel target) throws IOException {
     String hex = Digests.normalize(digest);
     HashingChannel out = new HashingChannel(target);

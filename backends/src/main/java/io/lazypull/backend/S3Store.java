@@ -53,7 +53,10 @@ final class S3Store implements Store {
   private static final int MAX_TAG_SIZE = 64 << 10;
   private static final Set<String> OPTIONS = Set.of("endpoint", "region", "path-style", "anonymous");
 
-  private final S3Client s3;
+  /** Builds the client ({@link #connect}: on first use, not when opened). */
+  private final S3ClientBuilder builder;
+  private S3Client client; // guarded by this
+  private boolean closed; // guarded by this
   private final String bucket;
   private final String prefix;
   private final String description;
@@ -106,7 +109,27 @@ final class S3Store implements Store {
     } else {
       b.crossRegionAccessEnabled(true); // real AWS: follow the bucket to its region
     }
-    this.s3 = b.build();
+    this.builder = b;
+  }
+
+  @Override
+  public void connect() {
+    s3();
+  }
+
+  /** Whether the client has been built (for tests). */
+  synchronized boolean connected() {
+    return client != null;
+  }
+
+  private synchronized S3Client s3() {
+    if (closed) {
+      throw new IllegalStateException(description + " is closed");
+    }
+    if (client == null) {
+      client = builder.build();
+    }
+    return client;
   }
 
   private static URI endpointUri(String value) {
@@ -192,7 +215,7 @@ final class S3Store implements Store {
   @Override
   public long size(String hex, Call call) throws IOException {
     try {
-      return s3.headObject(r -> r.bucket(bucket).key(key(hex))).contentLength();
+      return s3().headObject(r -> r.bucket(bucket).key(key(hex))).contentLength();
     } catch (SdkException e) {
       throw failure("size", hex, e);
     }
@@ -205,7 +228,7 @@ final class S3Store implements Store {
         .range("bytes=" + offset + "-" + last).build();
     ResponseInputStream<GetObjectResponse> in;
     try {
-      in = s3.getObject(req);
+      in = s3().getObject(req);
     } catch (AwsServiceException e) {
       if (e.statusCode() == 416) {
         return -1; // InvalidRange: offset at or past the end
@@ -243,7 +266,7 @@ final class S3Store implements Store {
     }
     ResponseInputStream<GetObjectResponse> in;
     try {
-      in = s3.getObject(req.build());
+      in = s3().getObject(req.build());
     } catch (AwsServiceException e) {
       if (e.statusCode() == 416) {
         return; // resumed exactly at the end
@@ -278,7 +301,7 @@ final class S3Store implements Store {
     try {
       if (size <= options.multipartThreshold()) {
         // No x-amz-checksum-sha256: S3-compatible stores (S3Proxy) answer 501 to it.
-        s3.putObject(r -> r.bucket(bucket).key(key(hex)).contentLength(size),
+        s3().putObject(r -> r.bucket(bucket).key(key(hex)).contentLength(size),
             RequestBody.fromContentProvider(() -> Io.fileRange(file, 0, size, call), size,
                 "application/octet-stream"));
       } else {
@@ -291,7 +314,7 @@ final class S3Store implements Store {
 
   private void putMultipart(String hex, Path file, long size, Call call) {
     String key = key(hex);
-    String uploadId = s3.createMultipartUpload(r -> r.bucket(bucket).key(key)).uploadId();
+    String uploadId = s3().createMultipartUpload(r -> r.bucket(bucket).key(key)).uploadId();
     boolean done = false;
     try {
       List<CompletedPart> parts = new ArrayList<>();
@@ -301,20 +324,20 @@ final class S3Store implements Store {
         long from = off;
         long len = Math.min(partSize, size - off);
         int partNumber = number;
-        String etag = s3.uploadPart(r -> r.bucket(bucket).key(key).uploadId(uploadId)
+        String etag = s3().uploadPart(r -> r.bucket(bucket).key(key).uploadId(uploadId)
                 .partNumber(partNumber).contentLength(len),
             RequestBody.fromContentProvider(() -> Io.fileRange(file, from, len, call), len,
                 "application/octet-stream")).eTag();
         parts.add(CompletedPart.builder().partNumber(partNumber).eTag(etag).build());
       }
-      s3.completeMultipartUpload(r -> r.bucket(bucket).key(key).uploadId(uploadId)
+      s3().completeMultipartUpload(r -> r.bucket(bucket).key(key).uploadId(uploadId)
           .multipartUpload(m -> m.parts(parts)));
       log.debug("{}: uploaded sha256:{} in {} parts", description, hex, parts.size());
       done = true;
     } finally {
       if (!done) {
         try {
-          s3.abortMultipartUpload(r -> r.bucket(bucket).key(key).uploadId(uploadId));
+          s3().abortMultipartUpload(r -> r.bucket(bucket).key(key).uploadId(uploadId));
         } catch (SdkException e) {
           log.debug("{}: could not abort multipart upload of sha256:{}: {}", description, hex,
               e.toString());
@@ -329,7 +352,7 @@ final class S3Store implements Store {
     String op = "tag " + tag;
     ResponseInputStream<GetObjectResponse> in;
     try {
-      in = s3.getObject(r -> r.bucket(bucket).key(prefix + "refs/" + tag));
+      in = s3().getObject(r -> r.bucket(bucket).key(prefix + "refs/" + tag));
     } catch (SdkException e) {
       throw failure(op, null, e);
     }
@@ -354,7 +377,7 @@ final class S3Store implements Store {
   @Override
   public void putTag(String tag, byte[] descriptor, Call call) throws IOException {
     try {
-      s3.putObject(r -> r.bucket(bucket).key(prefix + "refs/" + tag)
+      s3().putObject(r -> r.bucket(bucket).key(prefix + "refs/" + tag)
               .contentLength((long) descriptor.length).contentType("application/json"),
           RequestBody.fromBytes(descriptor));
     } catch (SdkException e) {
@@ -363,8 +386,11 @@ final class S3Store implements Store {
   }
 
   @Override
-  public void close() {
-    s3.close();
+  public synchronized void close() {
+    closed = true;
+    if (client != null) {
+      client.close();
+    }
   }
 
   /** Closes a response: politely when it was read to the end (the connection is reused). */

@@ -23,6 +23,9 @@ interface Store extends Closeable {
   /** Whether attempts can hang on a network and need the watchdog. */
   boolean remote();
 
+  /** See {@link BlobBackend#connect}. */
+  default void connect() throws IOException {}
+
   /** The blob's size; NOT_FOUND if it does not exist. */
   long size(String hex, Call call) throws IOException;
 

@@ -91,6 +91,24 @@ class S3BackendTest extends BlobBackendContract {
   }
 
   @Test
+  void opening_checksTheUri_andBuildsTheClientOnlyOnConnectOrFirstUse() throws Exception {
+    java.net.URI uri = java.net.URI.create(s3.uri("layers/lazypull/blobs"));
+    try (S3Store store = new S3Store(uri, S3ProxyServer.options().build())) {
+      assertThat(store.connected()).isFalse(); // 'up' opens a backend only to check its URI
+      store.connect();
+      assertThat(store.connected()).isTrue();
+    }
+    try (S3Store store = new S3Store(uri, S3ProxyServer.options().build())) {
+      assertThat(store.size(big().hex(), new Call())).isEqualTo(TestBlobs.BIG_SIZE); // the first request builds it
+      assertThat(store.connected()).isTrue();
+      store.close();
+      assertThatThrownBy(store::connect).isInstanceOf(IllegalStateException.class).hasMessageContaining("closed");
+    }
+    assertThatThrownBy(() -> new S3Store(java.net.URI.create("s3://b/p?endpoint=ftp://x"), S3ProxyServer.options().build()))
+        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("http://"); // still checked when opened
+  }
+
+  @Test
   void credentials_fromTheEnvironment_areUsed() throws Exception {
     BackendOptions env = BackendOptions.builder().environment(Map.of(
         "AWS_ACCESS_KEY_ID", S3ProxyServer.IDENTITY,

@@ -192,9 +192,21 @@ final class DaemonCommand implements Callable<Integer> {
     return c.withStateDir(Files.createDirectories(stateDir));
   }
 
+  /** A backend with its clients made: a standby takes over ready, not at its first request. */
+  private static io.lazypull.backend.BlobBackend connected(String uri, BackendOptions options) throws Exception {
+    io.lazypull.backend.BlobBackend b = Backends.open(uri, options);
+    try {
+      b.connect();
+    } catch (Exception | Error e) {
+      b.close();
+      throw e;
+    }
+    return b;
+  }
+
   private Domains domains(DaemonConfig config) throws Exception {
     BackendOptions options = config.fitBackend(BackendOptions.defaults());
-    BlobSource def = backend == null ? null : new BackendBlobSource(Backends.open(backend, options));
+    BlobSource def = backend == null ? null : new BackendBlobSource(connected(backend, options));
     Map<String, BlobSource> named = new LinkedHashMap<>();
     List<String> all = new ArrayList<>(domains);
     if (Main.config != null) { // the config's domains, unless named here too
@@ -209,7 +221,7 @@ final class DaemonCommand implements Callable<Integer> {
       if (eq <= 0) {
         throw new IllegalArgumentException("--domain must be NAME=URI, not '" + d + "'");
       }
-      named.put(d.substring(0, eq), new BackendBlobSource(Backends.open(d.substring(eq + 1), options)));
+      named.put(d.substring(0, eq), new BackendBlobSource(connected(d.substring(eq + 1), options)));
     }
     if (def == null && named.isEmpty()) {
       throw new IllegalArgumentException("give a backend: --backend URI and/or --domain NAME=URI");
