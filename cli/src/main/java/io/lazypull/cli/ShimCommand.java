@@ -179,7 +179,7 @@ final class ShimCommand implements Callable<Integer> {
    * applied) and starts that FUSE shim in this JVM: 'up' runs its shim so, one JVM fewer.
    */
   static FuseFront startInThisProcess(List<String> args) throws Exception {
-    picocli.CommandLine cl = Main.newCommandLine();
+    picocli.CommandLine cl = Main.newCommandLine(args.toArray(new String[0])); // the shim command alone
     if (Main.config != null) {
       cl.setDefaultValueProvider(Main.config.defaults(null));
     }
