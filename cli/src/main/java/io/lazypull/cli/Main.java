@@ -237,8 +237,8 @@ public final class Main implements Runnable {
       String a = args[i];
       if (a.equals("--config") || a.equals("--log-format")) {
         i++; // its value
-      } else if (a.startsWith("--config=") || a.startsWith("--log-format=") || a.equals("-v")
-          || a.equals("--verbose") || a.matches("-v+")) {
+      } else if (a.startsWith("--config=") || a.startsWith("--log-format=") || a.equals("--verbose")
+          || a.matches("-v+")) {
         continue;
       } else if (a.startsWith("-")) {
         return null; // -h, --help, -V, --version, or what picocli will reject with all commands listed
