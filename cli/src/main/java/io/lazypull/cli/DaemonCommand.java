@@ -119,6 +119,7 @@ final class DaemonCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws Exception {
+    Daemon.warmUpDigests(); // while the device, the holder and the backends are being opened
     DeviceSpec spec = DeviceSpec.parse(device);
     DaemonConfig config = config();
     Domains domainMap = domains(config);

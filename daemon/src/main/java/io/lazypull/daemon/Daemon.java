@@ -456,6 +456,15 @@ public final class Daemon implements AutoCloseable {
     }
   }
 
+  /**
+   * Compiles the sha256 code on a background thread, so that the first READ a new daemon
+   * serves (of a cold start, of a failover) is not hashed in the interpreter. Call first thing
+   * at start; returns at once; once per JVM.
+   */
+  public static void warmUpDigests() {
+    DigestWarmUp.start();
+  }
+
   private static ThreadFactory named(String prefix) {
     AtomicInteger n = new AtomicInteger();
     return r -> {
