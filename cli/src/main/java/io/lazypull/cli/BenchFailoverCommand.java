@@ -3,6 +3,7 @@ package io.lazypull.cli;
 import io.lazypull.erofs.Layout;
 import io.lazypull.erofs.Mkfs;
 import io.lazypull.erofs.MkfsResult;
+import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.ByteBuffer;
@@ -13,6 +14,7 @@ import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ConcurrentLinkedQueue;
@@ -34,6 +36,8 @@ import picocli.CommandLine.Option;
       "class-data archive (AppCDS, as the launcher sets up), and a take-over by a waiting",
       "standby. Prints per-read latency (p50/p99/max) for reads in flight at or started",
       "within 2 s after a kill, per kill stall (the longest such read), and a baseline.",
+      "--backend s3proxy serves the image from S3Proxy on loopback (run it as 'ci/bench",
+      "failover'): the archive then holds the S3 client's classes, as the launcher's for S3.",
     })
 final class BenchFailoverCommand implements Callable<Integer> {
   @Option(names = "--size-mib", defaultValue = "1536", description = "Image size (default: ${DEFAULT-VALUE}).")
@@ -47,6 +51,11 @@ final class BenchFailoverCommand implements Callable<Integer> {
 
   @Option(names = "--readers", defaultValue = "2", description = "Reader threads (default: ${DEFAULT-VALUE}).")
   int readers;
+
+  @Option(names = "--backend", defaultValue = "file", paramLabel = "file|s3proxy",
+      description = "Where the daemons fetch from: a directory (file://) or S3Proxy on loopback"
+          + " (default: ${DEFAULT-VALUE}).")
+  String backendKind;
 
   @Option(names = "--work-dir", paramLabel = "DIR",
       description = "Scratch directory, kept afterwards (default: a new one in /var/tmp, removed after)."
@@ -74,7 +83,12 @@ final class BenchFailoverCommand implements Callable<Integer> {
   }
 
   private int measure(Path work) throws Exception {
-    PrintStream out = System.out;
+    if (!backendKind.equals("file") && !backendKind.equals("s3proxy")) {
+      throw new IllegalArgumentException("--backend is file or s3proxy, not '" + backendKind + "'");
+    }
+    if (backendKind.equals("s3proxy") && !BenchBackendsCommand.s3ProxyPresent()) {
+      throw new IllegalArgumentException("--backend s3proxy: S3Proxy is not on the class path; run 'ci/bench failover'");
+    }
     Path src = Files.createDirectories(work.resolve("src"));
     Random rnd = new Random(7);
     byte[] buf = new byte[1 << 20];
@@ -92,13 +106,45 @@ final class BenchFailoverCommand implements Callable<Integer> {
     Files.copy(meta, backend.resolve(image.fsid()), StandardCopyOption.REPLACE_EXISTING);
     BenchReadCommand.run("rm", "-rf", src.toString());
 
-    // The archive for this class path, made here so that both cold modes start the same jar.
-    Path cds = Cds.dump(work.resolve("lazypull.jsa"));
+    String uri = "file://" + backend;
+    Map<String, String> env = Map.of();
+    io.lazypull.backend.loopback.S3ProxyServer s3 = null;
+    if (backendKind.equals("s3proxy")) {
+      ServerLogs.quiet();
+      s3 = io.lazypull.backend.loopback.S3ProxyServer.start(Files.createDirectories(work.resolve("s3")), "bench",
+          "bench-secret");
+      s3.createBucket("bench");
+      uri = s3.uri("bench/blobs/");
+      env = Map.of("AWS_ACCESS_KEY_ID", s3.identity(), "AWS_SECRET_ACCESS_KEY", s3.credential());
+      List<String> push = new ArrayList<>(List.of("push", "--backend", uri));
+      try (var blobs = Files.list(backend)) {
+        blobs.forEach(b -> push.add(b.toString()));
+      }
+      if (Child.lazypull("push", "256m", push).env(env).start().process().waitFor() != 0) {
+        throw new IOException("push to S3Proxy failed");
+      }
+    }
+    try {
+      return measure(work, image, uri, env);
+    } finally {
+      if (s3 != null) {
+        s3.close();
+      }
+    }
+  }
+
+  private int measure(Path work, MkfsResult image, String uri, Map<String, String> env) throws Exception {
+    PrintStream out = System.out;
+    // The archive for this class path, made here so that both cold modes start the same jar; with
+    // the S3 client's classes when the daemons fetch from S3 (as the launcher's S3 archive).
+    Path cds = Cds.dump(work.resolve("lazypull.jsa"),
+        uri.startsWith("s3:") ? List.of("--domain", "s3=" + uri) : List.of());
     List<Long> coldKills = new ArrayList<>();
     List<Long> cdsKills = new ArrayList<>();
     List<Long> hotKills = new ArrayList<>();
     ConcurrentLinkedQueue<Sample> samples = new ConcurrentLinkedQueue<>();
-    try (Stack stack = new Stack(work.resolve("serve"), "file://" + backend).withQuietLogFiles()) {
+    try (Stack stack = new Stack(work.resolve("serve"), uri).withQuietLogFiles()) {
+      stack.env.putAll(env);
       // Small fetches: each random read needs the daemon, so a dead daemon shows at once.
       stack.daemonArgs.addAll(List.of("--fetch-size", Integer.toString(FETCH)));
       stack.startHolder().startShim().startDaemon();
@@ -134,7 +180,7 @@ final class BenchFailoverCommand implements Callable<Integer> {
           stack.daemon = standby; // it takes over by itself
           hotKills.add(at);
         } else {
-          stack.daemonCds = mode == 1 ? cds : null;
+          stack.daemonCds(mode == 1 ? cds : null);
           stack.launchDaemon(); // a supervisor starts the same command again
           (mode == 1 ? cdsKills : coldKills).add(at);
         }
@@ -148,9 +194,9 @@ final class BenchFailoverCommand implements Callable<Integer> {
     }
 
     List<Sample> all = new ArrayList<>(samples);
-    out.printf("%d cold %d KiB reads (each in a %d KiB fetch window never read before) of a %d MiB image,%n"
-        + "%d readers, %d kills per mode, one every %d ms%n", all.size(), READ / 1024, FETCH / 1024, sizeMib, readers,
-        kills, intervalMs);
+    out.printf("%d cold %d KiB reads (each in a %d KiB fetch window never read before) of a %d MiB image from %s,%n"
+        + "%d readers, %d kills per mode, one every %d ms%n", all.size(), READ / 1024, FETCH / 1024, sizeMib,
+        uri.startsWith("s3:") ? "S3Proxy" : "file://", readers, kills, intervalMs);
     out.printf("%n%-30s %8s %10s %10s %10s   %s%n", "reads", "count", "p50 ms", "p99 ms", "max ms", "per-kill stall p50 / max ms");
     row(out, "around a cold restart", all, coldKills);
     row(out, "around a cold restart, CDS", all, cdsKills);

@@ -55,8 +55,9 @@ final class Stack implements AutoCloseable {
   final Map<String, String> env = new HashMap<>();
   /** Extra daemon arguments (--fetch-size, --domain ...). */
   final List<String> daemonArgs = new ArrayList<>();
-  /** The class-data archive daemons start with (the launcher's by default; null: none). */
-  Path daemonCds = Cds.fromLauncher();
+  /** The class-data archive daemons start with, if set ({@link #daemonCds(Path)}). */
+  private Path daemonCds;
+  private boolean daemonCdsSet;
   private final List<Path> mounts = new ArrayList<>();
   private Frontends frontend = Frontends.FUSE;
   private Path logs;
@@ -93,6 +94,33 @@ final class Stack implements AutoCloseable {
     this.shimOps = run.resolve("shim-ops.sock");
     this.daemonOps = run.resolve("daemon-ops.sock");
     this.backend = backend;
+  }
+
+  /** Daemons start with the class-data archive {@code archive} (null: none). */
+  void daemonCds(Path archive) {
+    this.daemonCds = archive;
+    this.daemonCdsSet = true;
+  }
+
+  /** The archive for daemons: as set, else the launcher's for the backends they serve. */
+  Path daemonCds() {
+    if (daemonCdsSet) {
+      return daemonCds;
+    }
+    List<String> uris = new ArrayList<>();
+    uris.add(backend);
+    for (int i = 0; i < daemonArgs.size(); i++) {
+      String a = daemonArgs.get(i);
+      if (a.equals("--domain") && i + 1 < daemonArgs.size()) {
+        a = daemonArgs.get(++i);
+      } else if (a.startsWith("--domain=")) {
+        a = a.substring("--domain=".length());
+      } else {
+        continue;
+      }
+      uris.add(a.substring(a.indexOf('=') + 1));
+    }
+    return Cds.forDaemon(uris);
   }
 
   /** Serve through {@code f} instead of the FUSE shim. */
@@ -309,7 +337,7 @@ final class Stack implements AutoCloseable {
       args.addAll(List.of("--cache-dir", dir.resolve("fscache").toString()));
     }
     args.addAll(daemonArgs);
-    daemon = started(logged(Child.lazypull("daemon", "384m", args, daemonCds)).env(env));
+    daemon = started(logged(Child.lazypull("daemon", "384m", args, daemonCds())).env(env));
     return daemon;
   }
 
@@ -324,7 +352,7 @@ final class Stack implements AutoCloseable {
     List<String> args = new ArrayList<>(List.of("daemon", "--device", "shim:" + shimSock, "--backend", backend,
         "--state-dir", state.toString(), "--stats-interval", "0", "--holder", holderSock.toString(), "--standby"));
     args.addAll(daemonArgs);
-    Child standby = logged(Child.lazypull("daemon", "384m", args, daemonCds)).env(env).start();
+    Child standby = logged(Child.lazypull("daemon", "384m", args, daemonCds())).env(env).start();
     try (HolderClient client = HolderClient.connect(holderSock)) {
       await("the standby", () -> {
         try {
