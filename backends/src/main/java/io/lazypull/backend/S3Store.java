@@ -50,6 +50,8 @@ import software.amazon.awssdk.services.s3.model.GetObjectResponse;
  */
 final class S3Store implements Store {
   private static final Logger log = LoggerFactory.getLogger(S3Store.class);
+  /** A blob name no blob has (the sha256 of nothing is e3b0...): the warm-up request's key. */
+  static final String WARM_UP_HEX = "0".repeat(64);
   private static final int MAX_TAG_SIZE = 64 << 10;
   private static final Set<String> OPTIONS = Set.of("endpoint", "region", "path-style", "anonymous");
 
@@ -114,7 +116,28 @@ final class S3Store implements Store {
 
   @Override
   public void connect() {
-    s3();
+    S3Client c = s3();
+    // The SDK sets up most of a request's path on the first request (endpoint rules, signing,
+    // the pool's first connection): a standby daemon's first fetch after taking over paid for
+    // it while readers waited. One request whose answer does not matter (HEAD of a key no blob
+    // has) does it now, off the caller's thread: a daemon's start does not wait for it.
+    Thread t = new Thread(() -> warmUp(c), "s3-warm-up");
+    t.setDaemon(true);
+    t.start();
+  }
+
+  private void warmUp(S3Client c) {
+    long t0 = System.nanoTime();
+    String answer;
+    try {
+      c.headObject(r -> r.bucket(bucket).key(key(WARM_UP_HEX)));
+      answer = "found";
+    } catch (AwsServiceException e) {
+      answer = "HTTP " + e.statusCode(); // 404 (or 403 without ListBucket): as good
+    } catch (RuntimeException e) {
+      answer = e.toString();
+    }
+    log.debug("{}: warm-up request answered in {} ms: {}", description, (System.nanoTime() - t0) / 1_000_000, answer);
   }
 
   /** Whether the client has been built (for tests). */

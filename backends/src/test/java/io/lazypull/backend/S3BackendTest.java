@@ -109,6 +109,26 @@ class S3BackendTest extends BlobBackendContract {
   }
 
   @Test
+  void connect_sendsOneWarmUpRequest_withoutWaitingForItsAnswer() throws Exception {
+    // An endpoint that takes the request and never answers: connect() must not wait for it.
+    try (java.net.ServerSocket silent = new java.net.ServerSocket(0, 5, java.net.InetAddress.getLoopbackAddress())) {
+      silent.setSoTimeout(20_000);
+      java.net.URI uri = java.net.URI.create("s3://bucket/blobs?endpoint=http://127.0.0.1:" + silent.getLocalPort()
+          + "&region=us-east-1&path-style=true");
+      try (S3Store store = new S3Store(uri, S3ProxyServer.options().build())) {
+        long t0 = System.nanoTime();
+        store.connect();
+        assertThat(System.nanoTime() - t0).as("connect() took (ns)").isLessThan(10_000_000_000L);
+        try (java.net.Socket c = silent.accept()) {
+          String line = new java.io.BufferedReader(new java.io.InputStreamReader(c.getInputStream(),
+              java.nio.charset.StandardCharsets.US_ASCII)).readLine();
+          assertThat(line).isEqualTo("HEAD /bucket/blobs/" + S3Store.WARM_UP_HEX + " HTTP/1.1");
+        }
+      }
+    }
+  }
+
+  @Test
   void credentials_fromTheEnvironment_areUsed() throws Exception {
     BackendOptions env = BackendOptions.builder().environment(Map.of(
         "AWS_ACCESS_KEY_ID", S3ProxyServer.IDENTITY,
