@@ -3,7 +3,6 @@ package io.lazypull.cli;
 import io.lazypull.erofs.Layout;
 import io.lazypull.erofs.Mkfs;
 import io.lazypull.erofs.MkfsResult;
-import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.ByteBuffer;
@@ -110,18 +109,11 @@ final class BenchFailoverCommand implements Callable<Integer> {
     Map<String, String> env = Map.of();
     io.lazypull.backend.loopback.S3ProxyServer s3 = null;
     if (backendKind.equals("s3proxy")) {
-      ServerLogs.quiet();
-      s3 = io.lazypull.backend.loopback.S3ProxyServer.start(Files.createDirectories(work.resolve("s3")), "bench",
-          "bench-secret");
-      s3.createBucket("bench");
+      s3 = BenchS3ProxyCommand.start(work.resolve("s3"), "bench");
       uri = s3.uri("bench/blobs/");
-      env = Map.of("AWS_ACCESS_KEY_ID", s3.identity(), "AWS_SECRET_ACCESS_KEY", s3.credential());
-      List<String> push = new ArrayList<>(List.of("push", "--backend", uri));
+      env = BenchS3ProxyCommand.env(s3);
       try (var blobs = Files.list(backend)) {
-        blobs.forEach(b -> push.add(b.toString()));
-      }
-      if (Child.lazypull("push", "256m", push).env(env).start().process().waitFor() != 0) {
-        throw new IOException("push to S3Proxy failed");
+        BenchS3ProxyCommand.push(uri, env, blobs.toList());
       }
     }
     try {

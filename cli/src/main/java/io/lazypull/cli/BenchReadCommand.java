@@ -152,17 +152,10 @@ final class BenchReadCommand implements Callable<Integer> {
     String s3Uri = null;
     Map<String, String> s3Env = Map.of();
     if (BenchBackendsCommand.s3ProxyPresent()) {
-      ServerLogs.quiet();
-      s3 = io.lazypull.backend.loopback.S3ProxyServer.start(Files.createDirectories(work.resolve("s3")), "bench",
-          "bench-secret");
-      s3.createBucket("bench");
+      s3 = BenchS3ProxyCommand.start(work.resolve("s3"), "bench");
       s3Uri = s3.uri("bench/blobs/");
-      s3Env = Map.of("AWS_ACCESS_KEY_ID", s3.identity(), "AWS_SECRET_ACCESS_KEY", s3.credential());
-      Child push = Child.lazypull("push", "256m", List.of("push", "--backend", s3Uri,
-          backend.resolve(image.fsid()).toString(), blob.toString())).env(s3Env).start();
-      if (push.process().waitFor() != 0) {
-        throw new IOException("push to S3Proxy failed");
-      }
+      s3Env = BenchS3ProxyCommand.env(s3);
+      BenchS3ProxyCommand.push(s3Uri, s3Env, List.of(backend.resolve(image.fsid()), blob));
     } else {
       notes.add("no S3 rows: S3Proxy is not on the class path; 'ci/bench read' adds it");
     }
