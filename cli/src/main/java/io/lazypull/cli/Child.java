@@ -64,6 +64,12 @@ final class Child implements AutoCloseable {
   }
 
   /**
+   * C1 compiles a front end's methods after a tenth of the usual calls and loops (docs/benchmarks.md,
+   * "the front ends' compiler"); the launcher gives 'up', whose JVM runs the FUSE shim, the same.
+   */
+  static final String FRONT_END_COMPILE_SCALING = "-XX:CompileThresholdScaling=0.1";
+
+  /**
    * JVM options that keep a child's memory small (measured in docs/benchmarks.md): the serial
    * collector with a heap that starts at 8 MiB and grows only as needed (the default initial
    * heap, 1/64 of the machine's memory, was touched whole before the first collection: the
@@ -73,11 +79,19 @@ final class Child implements AutoCloseable {
    * SHA-256 instructions, so it keeps C2 for the digest code alone (the launcher's compiler
    * directives, {@link #compilerDirectives}): C2 compiling the rest cost a new daemon more CPU
    * than it saved, on the cold read that pays for it.
+   *
+   * <p>The front ends (shim, relay) compile sooner ({@link #FRONT_END_COMPILE_SCALING}): a new
+   * stack's first reads are its image's cold start, thousands of FUSE requests or fanotify
+   * events that a front end otherwise answered in the interpreter until each method had run 200
+   * times. The daemon's did not gain from it (more CPU, no shorter reads).
    */
   static List<String> memoryOptions(String name) {
     List<String> options = new ArrayList<>(List.of("-XX:+UseSerialGC", "-Xms8m", "-XX:-UsePerfData"));
     if (!name.equals("daemon")) {
       options.add("-XX:TieredStopAtLevel=1");
+      if (name.equals("shim") || name.equals("relay")) {
+        options.add(FRONT_END_COMPILE_SCALING);
+      }
     } else {
       options.addAll(compilerDirectives());
     }

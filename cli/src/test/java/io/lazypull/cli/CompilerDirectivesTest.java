@@ -33,6 +33,14 @@ class CompilerDirectivesTest {
   }
 
   @Test
+  void theFrontEndsCompileSooner_theDaemonAndTheHolderDoNot() {
+    assertThat(Child.memoryOptions("shim")).contains(Child.FRONT_END_COMPILE_SCALING);
+    assertThat(Child.memoryOptions("relay")).contains(Child.FRONT_END_COMPILE_SCALING);
+    assertThat(Child.memoryOptions("daemon")).noneMatch(o -> o.contains("CompileThresholdScaling"));
+    assertThat(Child.memoryOptions("holder")).noneMatch(o -> o.contains("CompileThresholdScaling"));
+  }
+
+  @Test
   void aFileThatIsNotThere_isLeftOut_forTheJvmWouldNotStart() {
     System.setProperty(Child.COMPILER_DIRECTIVES, FILE.resolveSibling("no-such.json").toString());
     assertThat(Child.memoryOptions("daemon")).noneMatch(o -> o.contains("CompilerDirectives"));
