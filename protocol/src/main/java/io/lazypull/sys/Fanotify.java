@@ -113,9 +113,13 @@ public final class Fanotify {
     }
   }
 
+  /** struct fanotify_response, one per thread: a relay answers an event per read. */
+  private static final ThreadLocal<ByteBuffer> RESPONSE =
+      ThreadLocal.withInitial(() -> ByteBuffer.allocateDirect(8).order(ByteOrder.nativeOrder()));
+
   /** Writes the response to the permission event whose fd is {@code fd}. */
   public static void respond(int group, int fd, int response) throws ErrnoException {
-    ByteBuffer b = ByteBuffer.allocateDirect(8).order(ByteOrder.nativeOrder());
+    ByteBuffer b = RESPONSE.get().clear();
     b.putInt(0, fd).putInt(4, response);
     int n = Posix.write(group, b);
     if (n != 8) {

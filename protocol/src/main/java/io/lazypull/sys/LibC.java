@@ -37,7 +37,7 @@ final class LibC {
   static native int eventfd(int initval, int flags);
   static native int mknod(String path, int mode, long dev);
   static native int chmod(String path, int mode);
-  static native int statx(int dirfd, String path, int flags, int mask, Pointer buf);
+  static native int statx(int dirfd, Pointer path, int flags, int mask, Pointer buf);
 
   // extended attributes (Java's UserDefinedFileAttributeView only reaches user.*)
   static native long lgetxattr(String path, String name, Pointer value, long size);

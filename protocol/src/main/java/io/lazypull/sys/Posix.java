@@ -344,19 +344,28 @@ public final class Posix {
 
   private static final int AT_EMPTY_PATH = 0x1000;
   private static final int STATX_INO = 0x100;
+  /** "": statx's path with AT_EMPTY_PATH. */
+  private static final Memory EMPTY_PATH = new Memory(1);
+  /** struct statx (256 bytes), one per thread: the fanotify relay asks once per event. */
+  private static final ThreadLocal<Memory> STATX_BUFFER = ThreadLocal.withInitial(() -> new Memory(256));
+
+  static {
+    EMPTY_PATH.setByte(0, (byte) 0);
+  }
 
   /**
    * The device and inode of an open file (statx with AT_EMPTY_PATH: the file itself, whatever
    * path it has or had).
    */
   public static FileId fileId(int fd) throws ErrnoException {
-    try (Memory m = new Memory(256)) {
-      if (LibC.statx(fd, "", AT_EMPTY_PATH, STATX_INO, m) < 0) {
-        throw new ErrnoException("statx", Native.getLastError(), "fd " + fd);
-      }
-      // struct statx: stx_ino @32, stx_dev_major @136, stx_dev_minor @140
-      return new FileId(m.getInt(136), m.getInt(140), m.getLong(32));
+    // No allocation per call: a Memory (and its cleaner) and the path's C string cost more than
+    // the system call itself.
+    Memory m = STATX_BUFFER.get();
+    if (LibC.statx(fd, EMPTY_PATH, AT_EMPTY_PATH, STATX_INO, m) < 0) {
+      throw new ErrnoException("statx", Native.getLastError(), "fd " + fd);
     }
+    // struct statx: stx_ino @32, stx_dev_major @136, stx_dev_minor @140
+    return new FileId(m.getInt(136), m.getInt(140), m.getLong(32));
   }
 
   public static void chmod(String path, int mode) throws ErrnoException {
