@@ -83,7 +83,7 @@ final class Child implements AutoCloseable {
    * <p>The front ends (shim, relay) compile sooner ({@link #FRONT_END_COMPILE_SCALING}): a new
    * stack's first reads are its image's cold start, thousands of FUSE requests or fanotify
    * events that a front end otherwise answered in the interpreter until each method had run 200
-   * times. The daemon's did not gain from it (more CPU, no shorter reads).
+   * times. The daemon did not gain from it (more CPU, no shorter reads).
    */
   static List<String> memoryOptions(String name) {
     List<String> options = new ArrayList<>(List.of("-XX:+UseSerialGC", "-Xms8m", "-XX:-UsePerfData"));

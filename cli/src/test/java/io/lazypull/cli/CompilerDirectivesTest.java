@@ -40,6 +40,13 @@ class CompilerDirectivesTest {
     assertThat(Child.memoryOptions("holder")).noneMatch(o -> o.contains("CompileThresholdScaling"));
   }
 
+  /** The launcher (a shell script) gives 'up' and 'shim' the flag by value: the same value. */
+  @Test
+  void theLauncherGivesTheSameScaling() throws Exception {
+    String launcher = java.nio.file.Files.readString(Path.of("../lazypull"));
+    assertThat(launcher).contains("java_opts+=(" + Child.FRONT_END_COMPILE_SCALING + ")");
+  }
+
   @Test
   void aFileThatIsNotThere_isLeftOut_forTheJvmWouldNotStart() {
     System.setProperty(Child.COMPILER_DIRECTIVES, FILE.resolveSibling("no-such.json").toString());
