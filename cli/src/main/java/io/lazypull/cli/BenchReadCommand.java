@@ -52,8 +52,10 @@ import picocli.CommandLine.Option;
       "and casync when installed, the shim and the fanotify relay warm (and the relay with",
       "a partly cached, still marked blob), lazypull cold from file:// and (when S3Proxy is",
       "on the class path: ci/bench read) from S3, with no prefetch, --prefetch list (the lists",
-      "the run before recorded), --prefetch all (list, then whole) and all without a list (the",
-      "whole-blob stream under the workload's reads), an image new to a",
+      "the run before recorded), --prefetch all (list, then whole), all without a list (a",
+      "first start: its reads recorded, the stream after) and all with the stream from the",
+      "mount (random reads begun while it ran are set against the same reads without",
+      "prefetch: the demand reads' latency under the stream), an image new to a",
       "stack that has served another (\"warm stack, cold image\"; each front end, file:// and",
       "S3), and a full download from S3 (unchecked, and sha256 checked) then a native read.",
       "Page cache dropped before each run; runs interleaved; medians; ratios to native. Also",
@@ -86,6 +88,14 @@ final class BenchReadCommand implements Callable<Integer> {
   Path workDir;
 
   private static final Pattern FETCHED = Pattern.compile("stopped: .*bytesFetched=(\\d+)");
+  /**
+   * The prefetch mode whose whole-blob stream starts at the mount: the daemon is given a list of
+   * one piece, so it records none and streams the blob as soon as that piece is in.
+   */
+  private static final String STREAM_AT_MOUNT = "all, at mount";
+  /** The daemon's log lines (HH:mm:ss.SSS first) where the stream of a blob starts and ends. */
+  static final Pattern STREAM_START = Pattern.compile("(?m)^(\\S+) .*: streaming it whole from byte");
+  static final Pattern STREAM_END = Pattern.compile("(?m)^(\\S+) .*(: streamed whole \\(|: the stream broke off)");
   /** USER_HZ: the unit of /proc/PID/stat's times (100 on every Linux ABI that runs a JVM). */
   private static final int CLOCK_TICKS = 100;
 
@@ -95,6 +105,15 @@ final class BenchReadCommand implements Callable<Integer> {
   private final Map<String, Map<String, List<Long>>> fetched = new LinkedHashMap<>();
   /** workload -> row -> per-read latencies (ms) of the random workload, all runs. */
   private final Map<String, List<Double>> latencies = new LinkedHashMap<>();
+  /** Each random read's start (epoch ms) and latency (ms) in the last run of the random workload. */
+  private long[] lastReadStarts;
+  private double[] lastReadMillis;
+  /** Cold rows, random workload: row -> round -> each read's latency (ms), in the workload's order. */
+  private final Map<String, Map<Integer, double[]>> readsByRound = new LinkedHashMap<>();
+  /** Rows streaming from the mount, random workload: row -> round -> the reads begun while the stream ran. */
+  private final Map<String, Map<Integer, boolean[]>> underStream = new LinkedHashMap<>();
+  /** Rows streaming from the mount: row -> the stream's seconds per run (to the workload's end if it ran on). */
+  private final Map<String, List<Double>> streamSeconds = new LinkedHashMap<>();
   /** workload -> row -> process -> CPU seconds (user + system) per run, over the workload. */
   private final Map<String, Map<String, Map<String, List<Double>>>> cpu = new LinkedHashMap<>();
   /** process -> peak RSS (KiB). */
@@ -248,6 +267,8 @@ final class BenchReadCommand implements Callable<Integer> {
             cold(w, "shim, cold, S3Proxy, --prefetch all", r, s3Uri, s3Env, image, mnt, Frontends.FUSE, "all");
             cold(w, "shim, cold, S3Proxy, --prefetch all, no list", r, s3Uri, s3Env, image, mnt, Frontends.FUSE,
                 "all, no list");
+            cold(w, "shim, cold, S3Proxy, --prefetch all, stream at mount", r, s3Uri, s3Env, image, mnt,
+                Frontends.FUSE, STREAM_AT_MOUNT);
             if (fanotify) {
               cold(w, "fanotify, cold, S3Proxy", r, s3Uri, s3Env, image, mnt, Frontends.FANOTIFY, "none");
               cold(w, "fanotify, cold, S3Proxy, --prefetch list", r, s3Uri, s3Env, image, mnt, Frontends.FANOTIFY,
@@ -255,6 +276,8 @@ final class BenchReadCommand implements Callable<Integer> {
               cold(w, "fanotify, cold, S3Proxy, --prefetch all", r, s3Uri, s3Env, image, mnt, Frontends.FANOTIFY, "all");
               cold(w, "fanotify, cold, S3Proxy, --prefetch all, no list", r, s3Uri, s3Env, image, mnt,
                   Frontends.FANOTIFY, "all, no list");
+              cold(w, "fanotify, cold, S3Proxy, --prefetch all, stream at mount", r, s3Uri, s3Env, image, mnt,
+                  Frontends.FANOTIFY, STREAM_AT_MOUNT);
             }
             download(w, s3, s3Uri, image.fsid(), blobHex, mnt, false);
             download(w, s3, s3Uri, image.fsid(), blobHex, mnt, true);
@@ -341,16 +364,20 @@ final class BenchReadCommand implements Callable<Integer> {
         List<Double> lat = latencies.computeIfAbsent(row, k -> new ArrayList<>());
         Random rnd = new Random(42);
         ByteBuffer buf = ByteBuffer.allocateDirect(4096);
+        lastReadStarts = new long[randomReads];
+        lastReadMillis = new double[randomReads];
         for (int i = 0; i < randomReads; i++) {
           Path f = randomFiles.get(rnd.nextInt(randomFiles.size()));
           long size = Files.size(src.resolve(f));
           long off = (long) rnd.nextInt((int) Math.min(Integer.MAX_VALUE, size / 4096)) * 4096;
+          lastReadStarts[i] = System.currentTimeMillis();
           long s = System.nanoTime();
           try (FileChannel ch = FileChannel.open(mnt.resolve(f.toString()), StandardOpenOption.READ)) {
             buf.clear();
             ch.read(buf, off);
           }
-          lat.add((System.nanoTime() - s) / 1e6);
+          lastReadMillis[i] = (System.nanoTime() - s) / 1e6;
+          lat.add(lastReadMillis[i]);
         }
       }
       default -> throw new IllegalArgumentException("unknown workload " + w + " (all, start, random)");
@@ -387,15 +414,24 @@ final class BenchReadCommand implements Callable<Integer> {
     }
     // A run without prefetch records the image's prefetch lists (at its daemon's stop); runs with
     // prefetch start with those of the last such run of the same workload: a second start.
-    // "all, no list": the whole-blob stream from the mount on, under the workload's own reads
-    // (with a list, the list is fetched first and the stream often begins after the workload).
+    // "all, no list": a first start; its reads are recorded, and the stream waits for the
+    // recording to end (2 s without a READ), mostly after the workload. "all, at mount": a list of
+    // one piece, so nothing is recorded and the stream runs under the workload's own reads.
+    // (With a list, the list is fetched first and the stream often begins after the workload.)
     Path lists = work.resolve("lists").resolve(w);
     boolean unlisted = prefetch.equals("all, no list");
+    boolean atMount = prefetch.equals(STREAM_AT_MOUNT);
+    long t0 = System.currentTimeMillis();
     try (Stack cold = new Stack(dir, uri).withQuietLogFiles().frontend(frontend)) {
       daemonLog = cold.logFile("daemon");
       cold.env.putAll(env);
-      cold.daemonArgs.addAll(List.of("--prefetch", unlisted ? "all" : prefetch));
-      if (!prefetch.equals("none") && !unlisted && Files.isDirectory(lists)) {
+      cold.daemonArgs.addAll(List.of("--prefetch", unlisted || atMount ? "all" : prefetch));
+      if (atMount) {
+        Path list = Files.createDirectories(cold.state.resolve("prefetch"))
+            .resolve(image.dataBlob().orElseThrow().sha256Hex());
+        Files.writeString(list, "# lazypull bench read: one piece, so that the whole-blob stream starts at the mount\n"
+            + "0 4096\n");
+      } else if (!prefetch.equals("none") && !unlisted && Files.isDirectory(lists)) {
         run("cp", "-r", lists.toString(), cold.state.resolve("prefetch").toString());
       }
       cold.startShim().startDaemon();
@@ -413,6 +449,12 @@ final class BenchReadCommand implements Callable<Integer> {
       bytes = Long.parseLong(m.group(1));
     }
     recordFetched(w, row, bytes);
+    if (w.equals("random")) {
+      readsByRound.computeIfAbsent(row, k -> new LinkedHashMap<>()).put(r, lastReadMillis);
+    }
+    if (atMount) {
+      streamWindow(w, row, r, Files.readString(daemonLog), t0);
+    }
     Path recorded = dir.resolve("state/prefetch");
     if (prefetch.equals("none") && Files.isDirectory(recorded)) {
       run("rm", "-rf", lists.toString());
@@ -420,6 +462,45 @@ final class BenchReadCommand implements Callable<Integer> {
       run("mv", recorded.toString(), lists.toString());
     }
     run("rm", "-rf", dir.toString());
+  }
+
+  /**
+   * From the daemon's log of a run that streamed from the mount: how long the stream ran (to the
+   * workload's end if it ran on) and, for the random workload, which reads began while it ran.
+   * The log's times are of day, in this machine's zone; {@code since} (epoch ms, before the
+   * stack started) dates them.
+   */
+  private void streamWindow(String w, String row, int r, String log, long since) {
+    Matcher start = STREAM_START.matcher(log);
+    if (!start.find()) {
+      String note = "'" + row + "': a run's daemon did not stream the blob (no 'streaming it whole' in its log)";
+      if (!notes.contains(note)) {
+        notes.add(note);
+      }
+      return;
+    }
+    long from = epochMillis(start.group(1), since);
+    Matcher end = STREAM_END.matcher(log);
+    long to = end.find(start.end()) ? epochMillis(end.group(1), since) : Long.MAX_VALUE;
+    if (w.equals("random")) {
+      boolean[] under = new boolean[lastReadStarts.length];
+      for (int i = 0; i < under.length; i++) {
+        under[i] = lastReadStarts[i] >= from && lastReadStarts[i] <= to;
+      }
+      underStream.computeIfAbsent(row, k -> new LinkedHashMap<>()).put(r, under);
+    }
+    long last = w.equals("random") ? lastReadStarts[lastReadStarts.length - 1] + 1 : System.currentTimeMillis();
+    streamSeconds.computeIfAbsent(row, k -> new ArrayList<>()).add((Math.min(to, last) - from) / 1000.0);
+  }
+
+  /** A log line's time of day (HH:mm:ss.SSS) as epoch ms: the first such instant at or after {@code since} - 1 s. */
+  static long epochMillis(String timeOfDay, long since) {
+    java.time.ZonedDateTime base = java.time.Instant.ofEpochMilli(since - 1000).atZone(java.time.ZoneId.systemDefault());
+    java.time.ZonedDateTime t = base.with(java.time.LocalTime.parse(timeOfDay));
+    if (t.isBefore(base)) {
+      t = t.plusDays(1); // the run crossed midnight
+    }
+    return t.toInstant().toEpochMilli();
   }
 
   /**
@@ -636,6 +717,7 @@ final class BenchReadCommand implements Callable<Integer> {
             Stats.max(e.getValue()), m / nativeMedian, fetch);
       }
     }
+    printUnderStream(out, how);
     for (Map.Entry<String, Map<String, Map<String, List<Double>>>> w : cpu.entrySet()) {
       out.printf("%nCPU seconds over the workload '%s' (user + system, medians): daemon, front end, and this"
           + " JVM (S3Proxy, and the random reads themselves)%n", w.getKey());
@@ -651,6 +733,48 @@ final class BenchReadCommand implements Callable<Integer> {
     rss.forEach((k, v) -> out.printf(" %s %.0f MiB;", k, v / 1024.0));
     out.println();
     notes.forEach(n -> out.println("(" + n + ")"));
+  }
+
+  /**
+   * The random reads that began while a whole-blob stream ran, and the same reads (same files,
+   * offsets and order) in the cold run without prefetch of the same round and front end.
+   */
+  private void printUnderStream(PrintStream out, String how) {
+    if (underStream.isEmpty()) {
+      return;
+    }
+    out.printf("%nrandom reads begun while the whole-blob stream ran, and the same reads in the same round's cold"
+        + " run without prefetch (ms, all runs)%n");
+    out.printf(how + " | %7s | %9s | %-24s | %-24s | %9s |%n", "how", "reads", "stream s",
+        "with the stream p50/p99/max", "without prefetch p50/p99/max", "p99 ratio");
+    out.printf("| --- | --- | --- | --- | --- | --- |%n");
+    for (Map.Entry<String, Map<Integer, boolean[]>> e : underStream.entrySet()) {
+      String row = e.getKey();
+      Map<Integer, double[]> with = readsByRound.getOrDefault(row, Map.of());
+      Map<Integer, double[]> without = readsByRound.getOrDefault(row.substring(0, row.indexOf(", --prefetch")), Map.of());
+      List<Double> a = new ArrayList<>();
+      List<Double> b = new ArrayList<>();
+      for (Map.Entry<Integer, boolean[]> run : e.getValue().entrySet()) {
+        double[] wr = with.get(run.getKey());
+        double[] wo = without.get(run.getKey());
+        boolean[] under = run.getValue();
+        for (int i = 0; wr != null && wo != null && i < under.length; i++) {
+          if (under[i]) {
+            a.add(wr[i]);
+            b.add(wo[i]);
+          }
+        }
+      }
+      if (a.isEmpty()) {
+        out.printf(how + " | %7d | %9.2f | %-24s | %-24s | %9s |%n", row, 0, Stats.median(streamSeconds.get(row)),
+            "", "", "");
+        continue;
+      }
+      out.printf(how + " | %7d | %9.2f | %-24s | %-24s | %9.2f |%n", row, a.size(), Stats.median(streamSeconds.get(row)),
+          String.format("%.2f / %.1f / %.1f", Stats.percentile(a, 50), Stats.percentile(a, 99), Stats.max(a)),
+          String.format("%.2f / %.1f / %.1f", Stats.percentile(b, 50), Stats.percentile(b, 99), Stats.max(b)),
+          Stats.percentile(a, 99) / Stats.percentile(b, 99));
+    }
   }
 
   static void readAll(Path dir) throws Exception {

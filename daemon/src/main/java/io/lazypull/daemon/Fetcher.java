@@ -152,6 +152,7 @@ final class Fetcher {
       if (from >= obj.size) {
         return true;
       }
+      log.info("prefetch of blob {}: streaming it whole from byte {}", obj.blob, from);
       try (BatchWriter w = new BatchWriter(obj, g, from, keepGoing)) {
         metrics.fetches.increment();
         if (from == 0) {
