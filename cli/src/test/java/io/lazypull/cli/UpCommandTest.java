@@ -13,6 +13,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -25,6 +26,33 @@ class UpCommandTest {
   private static final Path JDK_LIB = Path.of("/usr/lib/jvm/java-17-openjdk-amd64/lib");
 
   @TempDir Path tmp;
+  /** The children of every 'up' this test killed: they stop on their own, maybe after the test. */
+  private final List<ProcessHandle> orphans = new java.util.ArrayList<>();
+
+  /**
+   * SIGKILL to {@code up}. Its children stop on their own (they asked the kernel for a SIGTERM
+   * when it dies), but after it: a daemon stopping writes its prefetch lists into the cache dir.
+   * {@link #awaitOrphans} waits for them before the temp dir is deleted under them.
+   */
+  private void kill(Child up) {
+    if (up.isAlive()) {
+      orphans.addAll(up.process().descendants().toList());
+    }
+    up.kill();
+  }
+
+  @AfterEach
+  void awaitOrphans() throws Exception {
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    for (ProcessHandle p : orphans) {
+      long left = deadline - System.nanoTime();
+      try {
+        p.onExit().get(Math.max(left, 0), TimeUnit.NANOSECONDS);
+      } catch (java.util.concurrent.TimeoutException e) {
+        throw new AssertionError("process " + p.pid() + " of a killed 'up' still runs after 60 s", e);
+      }
+    }
+  }
 
   @Test
   void up_servesTheImage_restartsAKilledDaemon_andSigtermStopsEverything() throws Exception {
@@ -58,7 +86,7 @@ class UpCommandTest {
         assertThat(c.isAlive()).as("child %s stopped", c.pid()).isFalse();
       }
     } finally {
-      up.kill(); // SIGKILL: its children stop too (they asked the kernel for a signal when it dies)
+      kill(up); // SIGKILL: its children stop too (they asked the kernel for a signal when it dies)
       Mounts.unmountOrDetach(target);
       Mounts.unmountOrDetach(cache.resolve("shim"));
     }
@@ -81,7 +109,7 @@ class UpCommandTest {
       Posix.kill((int) first.pid(), 15); // the daemon writes the list as it stops
       assertThat(first.process().waitFor(30, TimeUnit.SECONDS)).isTrue();
     } finally {
-      first.kill();
+      kill(first);
       Mounts.unmountOrDetach(target);
     }
     List<String> ranges = Files.readAllLines(list).stream().filter(l -> !l.startsWith("#")).toList();
@@ -113,7 +141,7 @@ class UpCommandTest {
     } finally {
       Posix.kill((int) second.pid(), 15);
       second.process().waitFor(30, TimeUnit.SECONDS);
-      second.kill();
+      kill(second);
       Mounts.unmountOrDetach(target);
     }
   }
@@ -173,10 +201,10 @@ class UpCommandTest {
       TreeDiff.assertSame(LEGAL, first, TreeDiff.options().root(false));
     } finally {
       if (up2 != null) {
-        up2.kill();
+        kill(up2);
         Mounts.unmountOrDetach(second);
       }
-      up1.kill();
+      kill(up1);
       Mounts.unmountOrDetach(first);
       Mounts.unmountOrDetach(cache.resolve("shim"));
     }
@@ -193,7 +221,7 @@ class UpCommandTest {
     Child up2 = null;
     try {
       awaitLog(tmp.resolve("up4a.log"), "mounted on " + target, up1);
-      up1.kill(); // SIGKILL: no shutdown hook; the image stays mounted, its shim goes
+      kill(up1); // SIGKILL: no shutdown hook; the image stays mounted, its shim goes
       Path log2 = tmp.resolve("up4b.log");
       up2 = up(blobs, image.fsid(), cache, target, log2); // at once: the old children may still be stopping
       awaitLog(log2, "mounted on " + target, up2);
@@ -206,9 +234,9 @@ class UpCommandTest {
       TreeDiff.assertSame(LEGAL, target, TreeDiff.options().root(false));
     } finally {
       if (up2 != null) {
-        up2.kill();
+        kill(up2);
       }
-      up1.kill();
+      kill(up1);
       for (int i = 0; i < 4 && Mounts.unmountOrDetach(target); i++) {
         // every stacked mount
       }
@@ -235,7 +263,7 @@ class UpCommandTest {
       assertThat(Mounts.mountInfo(target).fsType()).isEqualTo("tmpfs");
     } finally {
       if (up != null) {
-        up.kill();
+        kill(up);
       }
       for (int i = 0; i < 4 && Mounts.unmountOrDetach(target); i++) {
         // every stacked mount
@@ -274,7 +302,7 @@ class UpCommandTest {
         assertThat(error).contains(c[1]).contains(c[2]).contains(c[3]);
         assertThat(Mounts.isMountPoint(target)).isFalse();
       } finally {
-        up.kill();
+        kill(up);
         Mounts.unmountOrDetach(target);
         Mounts.unmountOrDetach(tmp.resolve("cache6/shim"));
       }
@@ -326,7 +354,7 @@ class UpCommandTest {
       Stack.await("the mount", () -> isErofs(target), up);
       List<ProcessHandle> children = up.process().toHandle().children().toList();
       assertThat(children).as("the daemon (up runs the holder and the FUSE shim itself)").hasSize(1);
-      up.kill();
+      kill(up);
       for (ProcessHandle c : children) {
         c.onExit().get(30, TimeUnit.SECONDS);
         assertThat(c.isAlive()).as("child %s stopped after up died", c.pid()).isFalse();
@@ -367,7 +395,7 @@ class UpCommandTest {
           + "  print('error',e.errno)\n", target.resolve("big").toString()).redirectErrorStream(true).start();
       java.io.BufferedReader out = new java.io.BufferedReader(new java.io.InputStreamReader(holdsOpen.getInputStream()));
       assertThat(out.readLine()).isEqualTo("open");
-      up1.kill();
+      kill(up1);
       Stack.await("the target detached", () -> !isErofs(target), null);
       holdsOpen.getOutputStream().write('\n');
       holdsOpen.getOutputStream().flush();
@@ -383,9 +411,9 @@ class UpCommandTest {
         holdsOpen.destroyForcibly();
       }
       if (up2 != null) {
-        up2.kill();
+        kill(up2);
       }
-      up1.kill();
+      kill(up1);
       for (int i = 0; i < 4 && Mounts.unmountOrDetach(target); i++) {
         // every stacked mount
       }
