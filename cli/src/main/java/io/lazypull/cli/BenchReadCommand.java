@@ -93,9 +93,11 @@ final class BenchReadCommand implements Callable<Integer> {
    * one piece, so it records none and streams the blob as soon as that piece is in.
    */
   private static final String STREAM_AT_MOUNT = "all, at mount";
-  /** The daemon's log lines (HH:mm:ss.SSS first) where the stream of a blob starts and ends. */
-  static final Pattern STREAM_START = Pattern.compile("(?m)^(\\S+) .*: streaming it whole from byte");
-  static final Pattern STREAM_END = Pattern.compile("(?m)^(\\S+) .*(: streamed whole \\(|: the stream broke off)");
+  /** The daemon's log lines (HH:mm:ss.SSS first, after the process's name in brackets) where the stream of a blob starts and ends. */
+  static final Pattern STREAM_START = Pattern.compile("(?m)^(?:\\[\\S+\\] )?(\\d\\d:\\d\\d:\\d\\d\\.\\d{3}) "
+      + ".*: streaming it whole from byte");
+  static final Pattern STREAM_END = Pattern.compile("(?m)^(?:\\[\\S+\\] )?(\\d\\d:\\d\\d:\\d\\d\\.\\d{3}) "
+      + ".*(: streamed whole \\(|: the stream broke off)");
   /** USER_HZ: the unit of /proc/PID/stat's times (100 on every Linux ABI that runs a JVM). */
   private static final int CLOCK_TICKS = 100;
 

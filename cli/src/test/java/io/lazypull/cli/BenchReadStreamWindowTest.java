@@ -37,8 +37,8 @@ class BenchReadStreamWindowTest {
   void thePatternsFindTheStreamsStartAndEndInTheDaemonsLog() {
     String log = """
         15:20:00.001 INFO  [main] Daemon: serving
-        15:20:01.123 INFO  [prefetcher] Fetcher: prefetch of blob ab12 (S3): streaming it whole from byte 0
-        15:20:02.456 INFO  [prefetcher] Prefetcher: prefetch of blob ab12 (S3): streamed whole (1333 ms)
+        [daemon] 15:20:01.123 INFO  [prefetcher] Fetcher: prefetch of blob ab12 (S3): streaming it whole from byte 0
+        [daemon] 15:20:02.456 INFO  [prefetcher] Prefetcher: prefetch of blob ab12 (S3): streamed whole (1333 ms)
         """;
     Matcher start = BenchReadCommand.STREAM_START.matcher(log);
     assertThat(start.find()).isTrue();
