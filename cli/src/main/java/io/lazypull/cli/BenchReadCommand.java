@@ -93,7 +93,10 @@ final class BenchReadCommand implements Callable<Integer> {
    * one piece, so it records none and streams the blob as soon as that piece is in.
    */
   private static final String STREAM_AT_MOUNT = "all, at mount";
-  /** The daemon's log lines (HH:mm:ss.SSS first, after the process's name in brackets) where the stream of a blob starts and ends. */
+  /**
+   * The daemon's log lines where the stream of a blob starts and ends: HH:mm:ss.SSS first, after
+   * the process's name in brackets.
+   */
   static final Pattern STREAM_START = Pattern.compile("(?m)^(?:\\[\\S+\\] )?(\\d\\d:\\d\\d:\\d\\d\\.\\d{3}) "
       + ".*: streaming it whole from byte");
   static final Pattern STREAM_END = Pattern.compile("(?m)^(?:\\[\\S+\\] )?(\\d\\d:\\d\\d:\\d\\d\\.\\d{3}) "
@@ -114,7 +117,7 @@ final class BenchReadCommand implements Callable<Integer> {
   private final Map<String, Map<Integer, double[]>> readsByRound = new LinkedHashMap<>();
   /** Rows streaming from the mount, random workload: row -> round -> the reads begun while the stream ran. */
   private final Map<String, Map<Integer, boolean[]>> underStream = new LinkedHashMap<>();
-  /** Rows streaming from the mount: row -> the stream's seconds per run (to the workload's end if it ran on). */
+  /** The same rows: row -> the stream's seconds per run (to the last read if it ran on). */
   private final Map<String, List<Double>> streamSeconds = new LinkedHashMap<>();
   /** workload -> row -> process -> CPU seconds (user + system) per run, over the workload. */
   private final Map<String, Map<String, Map<String, List<Double>>>> cpu = new LinkedHashMap<>();
@@ -454,8 +457,8 @@ final class BenchReadCommand implements Callable<Integer> {
     if (w.equals("random")) {
       readsByRound.computeIfAbsent(row, k -> new LinkedHashMap<>()).put(r, lastReadMillis);
     }
-    if (atMount) {
-      streamWindow(w, row, r, Files.readString(daemonLog), t0);
+    if (atMount && w.equals("random")) {
+      streamWindow(row, r, Files.readString(daemonLog), t0);
     }
     Path recorded = dir.resolve("state/prefetch");
     if (prefetch.equals("none") && Files.isDirectory(recorded)) {
@@ -467,12 +470,12 @@ final class BenchReadCommand implements Callable<Integer> {
   }
 
   /**
-   * From the daemon's log of a run that streamed from the mount: how long the stream ran (to the
-   * workload's end if it ran on) and, for the random workload, which reads began while it ran.
-   * The log's times are of day, in this machine's zone; {@code since} (epoch ms, before the
-   * stack started) dates them.
+   * From the daemon's log of a random-workload run that streamed from the mount: which reads
+   * began while the stream ran, and how long it ran (to the last read if it ran on). The log's
+   * times are of day, in this machine's zone; {@code since} (epoch ms, before the stack started)
+   * dates them.
    */
-  private void streamWindow(String w, String row, int r, String log, long since) {
+  private void streamWindow(String row, int r, String log, long since) {
     Matcher start = STREAM_START.matcher(log);
     if (!start.find()) {
       String note = "'" + row + "': a run's daemon did not stream the blob (no 'streaming it whole' in its log)";
@@ -484,14 +487,12 @@ final class BenchReadCommand implements Callable<Integer> {
     long from = epochMillis(start.group(1), since);
     Matcher end = STREAM_END.matcher(log);
     long to = end.find(start.end()) ? epochMillis(end.group(1), since) : Long.MAX_VALUE;
-    if (w.equals("random")) {
-      boolean[] under = new boolean[lastReadStarts.length];
-      for (int i = 0; i < under.length; i++) {
-        under[i] = lastReadStarts[i] >= from && lastReadStarts[i] <= to;
-      }
-      underStream.computeIfAbsent(row, k -> new LinkedHashMap<>()).put(r, under);
+    boolean[] under = new boolean[lastReadStarts.length];
+    for (int i = 0; i < under.length; i++) {
+      under[i] = lastReadStarts[i] >= from && lastReadStarts[i] <= to;
     }
-    long last = w.equals("random") ? lastReadStarts[lastReadStarts.length - 1] + 1 : System.currentTimeMillis();
+    underStream.computeIfAbsent(row, k -> new LinkedHashMap<>()).put(r, under);
+    long last = lastReadStarts[lastReadStarts.length - 1] + 1;
     streamSeconds.computeIfAbsent(row, k -> new ArrayList<>()).add((Math.min(to, last) - from) / 1000.0);
   }
 
